@@ -1,0 +1,183 @@
+"""The master person index: stable, opaque ``person_id``s across runs.
+
+Subscribers store our ids in their own systems, so an id must survive re-clustering.
+After each clustering we carry the previous ids forward by greatest overlap: each new
+cluster takes the previous id that holds most of its records (older id on ties); a previous
+id that loses every cluster is retired into the cluster that absorbed most of its records
+(a *merge*), a cluster that finds no previous id gets a new one (a *split* when its records
+had an id before, otherwise a new person). Ids are derived from a hash so a re-run on the
+same input gives the same ids (idempotence), and an id once issued is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS linkage.person_ids (
+    record_id VARCHAR PRIMARY KEY,
+    person_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS linkage.id_registry (
+    person_id VARCHAR PRIMARY KEY,
+    issued_seq BIGINT NOT NULL,
+    issued_at TIMESTAMP NOT NULL,
+    retired_at TIMESTAMP,
+    retired_into VARCHAR
+);
+CREATE TABLE IF NOT EXISTS linkage.person_id_changes (
+    old_person_id VARCHAR,
+    new_person_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    changed_at TIMESTAMP NOT NULL,
+    records BIGINT
+);
+"""
+
+
+@dataclass(frozen=True)
+class IdAssignment:
+    """What one assignment run did, for the run summary and the change log."""
+
+    persons: int
+    kept: int
+    new: int
+    merged: int
+    split: int
+    retired: int
+
+
+def _new_id(seed_record: str, taken: set[str]) -> str:
+    """An opaque id from the cluster's smallest record id; salted until unused.
+
+    Hashing (not the record id itself) keeps the id free of source keys; determinism
+    keeps re-runs idempotent.
+    """
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{seed_record}|{salt}".encode()).hexdigest()
+        candidate = "P" + digest[:15].upper()
+        if candidate not in taken:
+            return candidate
+        salt += 1
+
+
+def assign_person_ids(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    clusters_table: str = "linkage.clusters",
+    run_id: str,
+    now: datetime | None = None,
+) -> IdAssignment:
+    """Carry ids forward onto ``clusters_table`` (unique_id, cluster_id); log every change.
+
+    Writes ``linkage.person_ids`` (record → person) and appends to
+    ``linkage.person_id_changes``; both in the caller's transaction if one is open.
+    """
+    now = now or datetime.now()
+    con.execute(_DDL)
+    overlap = con.execute(
+        f"""
+        SELECT c.cluster_id, p.person_id, count(*) AS n, min(r.issued_seq) AS seq
+        FROM {clusters_table} c
+        JOIN linkage.person_ids p ON p.record_id = c.unique_id
+        JOIN linkage.id_registry r ON r.person_id = p.person_id
+        GROUP BY ALL
+        ORDER BY n DESC, seq, c.cluster_id
+        """
+    ).fetchall()
+    clusters = con.execute(
+        f"SELECT cluster_id, min(unique_id), count(*) FROM {clusters_table} "
+        "GROUP BY cluster_id ORDER BY min(unique_id)"
+    ).fetchall()
+    previous = {
+        pid: n
+        for pid, n in con.execute(
+            "SELECT person_id, count(*) FROM linkage.person_ids GROUP BY person_id"
+        ).fetchall()
+    }
+    taken = {row[0] for row in con.execute("SELECT person_id FROM linkage.id_registry").fetchall()}
+
+    chosen: dict[str, str] = {}  # cluster_id -> person_id
+    used: set[str] = set()
+    for cluster_id, person_id, _n, _seq in overlap:
+        if cluster_id in chosen or person_id in used:
+            continue
+        chosen[cluster_id] = person_id
+        used.add(person_id)
+
+    next_seq_row = con.execute("SELECT coalesce(max(issued_seq), 0) FROM linkage.id_registry").fetchone()
+    next_seq = int(next_seq_row[0]) if next_seq_row else 0
+    new_rows = []
+    for cluster_id, min_record, _count in clusters:
+        if cluster_id not in chosen:
+            pid = _new_id(str(min_record), taken)
+            taken.add(pid)
+            next_seq += 1
+            chosen[cluster_id] = pid
+            new_rows.append((pid, next_seq, now))
+
+    changes: list[tuple[str | None, str | None, str, str, datetime, int]] = []
+    # Records that had an id before and now sit in a cluster under another id.
+    moved: dict[tuple[str, str], int] = {}
+    for cluster_id, person_id, n, _seq in overlap:
+        target = chosen[cluster_id]
+        if target != person_id:
+            moved[(person_id, target)] = moved.get((person_id, target), 0) + n
+    new_ids = {row[0] for row in new_rows}
+    for (old, target), n in sorted(moved.items()):
+        if old not in used:
+            kind = "merge"  # the old id lost every cluster: its records joined `target`
+        elif target in new_ids:
+            kind = "split"  # the old id lives on; part of its records got a new id
+        else:
+            kind = "move"  # records moved between two persons that both survive
+        changes.append((old, target, kind, run_id, now, n))
+    retired = [pid for pid in previous if pid not in used]
+    for pid in retired:
+        if not any(old == pid for old, _ in moved):
+            changes.append((pid, None, "retire", run_id, now, previous[pid]))
+
+    if new_rows:
+        con.executemany(
+            "INSERT INTO linkage.id_registry (person_id, issued_seq, issued_at) VALUES (?, ?, ?)",
+            new_rows,
+        )
+    merged_into = {old: target for (old, target) in moved if old not in used}
+    for pid in retired:
+        con.execute(
+            "UPDATE linkage.id_registry SET retired_at = ?, retired_into = ? WHERE person_id = ?",
+            [now, merged_into.get(pid), pid],
+        )
+    mapping = [(str(cluster), pid) for cluster, pid in chosen.items()]
+    con.execute("CREATE OR REPLACE TEMP TABLE _cluster_person (cluster_id VARCHAR, person_id VARCHAR)")
+    if mapping:
+        con.executemany("INSERT INTO _cluster_person VALUES (?, ?)", mapping)
+    con.execute("DELETE FROM linkage.person_ids")
+    con.execute(
+        f"""
+        INSERT INTO linkage.person_ids
+        SELECT c.unique_id, m.person_id
+        FROM {clusters_table} c JOIN _cluster_person m ON m.cluster_id = CAST(c.cluster_id AS VARCHAR)
+        """
+    )
+    if changes:
+        con.executemany("INSERT INTO linkage.person_id_changes VALUES (?, ?, ?, ?, ?, ?)", changes)
+    result = IdAssignment(
+        persons=len(clusters),
+        kept=len(used),
+        new=len(new_rows),
+        merged=sum(1 for c in changes if c[2] == "merge"),
+        split=sum(1 for c in changes if c[2] == "split"),
+        retired=sum(1 for c in changes if c[2] == "retire"),
+    )
+    log.info("person ids assigned: %s", result)
+    return result

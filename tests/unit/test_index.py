@@ -1,0 +1,91 @@
+"""Stable person ids: carried forward by overlap, merges and splits logged, never reused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from linkage.index import assign_person_ids
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA linkage")
+    return con
+
+
+def cluster(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str]]) -> None:
+    con.execute("CREATE OR REPLACE TABLE linkage.clusters (unique_id VARCHAR, cluster_id VARCHAR)")
+    con.executemany("INSERT INTO linkage.clusters VALUES (?, ?)", rows)
+
+
+def ids(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(con.execute("SELECT record_id, person_id FROM linkage.person_ids").fetchall())
+
+
+def changes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, str, str]]:
+    return con.execute(
+        "SELECT old_person_id, new_person_id, kind FROM linkage.person_id_changes "
+        "WHERE run_id = ? ORDER BY kind", [run_id]
+    ).fetchall()
+
+
+def test_ids_are_opaque_and_stable_across_reruns(con: duckdb.DuckDBPyConnection) -> None:
+    cluster(con, [("a:1", "c1"), ("b:1", "c1"), ("a:2", "c2")])
+    first = assign_person_ids(con, run_id="r1", now=datetime(2026, 11, 1))
+    before = ids(con)
+    assert first.new == 2 and first.persons == 2
+    assert before["a:1"] == before["b:1"] != before["a:2"]
+    assert all(pid.startswith("P") and "a:1" not in pid for pid in before.values())
+    # Same clusters under different cluster labels: nothing changes.
+    cluster(con, [("a:1", "x"), ("b:1", "x"), ("a:2", "y")])
+    again = assign_person_ids(con, run_id="r2", now=datetime(2026, 11, 2))
+    assert ids(con) == before
+    assert again.new == 0 and changes(con, "r2") == []
+
+
+def test_merge_keeps_older_id_and_logs_retired_one(con: duckdb.DuckDBPyConnection) -> None:
+    cluster(con, [("a:1", "c1"), ("b:1", "c2")])
+    assign_person_ids(con, run_id="r1")
+    old = ids(con)
+    cluster(con, [("a:1", "c1"), ("b:1", "c1"), ("c:1", "c1")])
+    result = assign_person_ids(con, run_id="r2")
+    now = ids(con)
+    assert len(set(now.values())) == 1
+    survivor = now["a:1"]
+    assert survivor in set(old.values())
+    retired = (set(old.values()) - {survivor}).pop()
+    assert changes(con, "r2") == [(retired, survivor, "merge")]
+    assert result.merged == 1 and result.new == 0
+    row = con.execute(
+        "SELECT retired_into FROM linkage.id_registry WHERE person_id = ?", [retired]
+    ).fetchone()
+    assert row == (survivor,)
+
+
+def test_split_keeps_id_on_larger_part(con: duckdb.DuckDBPyConnection) -> None:
+    cluster(con, [("a:1", "c"), ("b:1", "c"), ("c:1", "c")])
+    assign_person_ids(con, run_id="r1")
+    original = ids(con)["a:1"]
+    cluster(con, [("a:1", "big"), ("b:1", "big"), ("c:1", "small")])
+    result = assign_person_ids(con, run_id="r2")
+    now = ids(con)
+    assert now["a:1"] == now["b:1"] == original
+    assert now["c:1"] != original
+    assert changes(con, "r2") == [(original, now["c:1"], "split")]
+    assert result.split == 1
+
+
+def test_retired_ids_are_never_reissued(con: duckdb.DuckDBPyConnection) -> None:
+    cluster(con, [("a:1", "c")])
+    assign_person_ids(con, run_id="r1")
+    first = ids(con)["a:1"]
+    cluster(con, [("z:9", "c")])  # a:1 vanished; z:9 is new
+    assign_person_ids(con, run_id="r2")
+    assert ("retire" in {kind for _, _, kind in changes(con, "r2")})
+    cluster(con, [("a:1", "c")])  # a:1 comes back: it gets a fresh id, not the retired one
+    assign_person_ids(con, run_id="r3")
+    assert ids(con)["a:1"] != first
