@@ -1,0 +1,164 @@
+"""Pandera schemas of the four feeds as delivered, derived from their contracts.
+
+Why derived and not written out: the contract is the single source of truth for column
+names, keys, code lists, formats and length bounds. Writing the same facts again as a
+``DataFrameModel`` would let the two drift; instead each rule in the contract becomes one
+named pandera check here, and ``CHECKS`` lists the named checks a contract may ask for
+(``quality: type: custom, engine: pandera, implementation: <name>``). The drift test
+fails when a contract names a check this module lacks, or the other way round.
+
+The schemas validate text exactly as delivered (blank → missing). The same parsers turn
+valid text into typed values for staging, so a value that passes its check always types.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+
+import pandas as pd
+import pandera.pandas as pa
+
+from schemas.contract import ColumnSpec, feed_contract
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+
+def _no_control_characters(series: pd.Series) -> pd.Series:
+    return ~series.str.contains(_CONTROL, na=False)
+
+
+# Checks a contract may name at table level; each applies to every text column.
+CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "no_control_characters": _no_control_characters,
+}
+
+# Reason codes in quarantine.rows, one per check name pandera reports.
+REASONS = {
+    "not_nullable": "a required value is missing",
+    "field_uniqueness": "the source key occurs more than once in this delivery",
+    "no_control_characters": "the value holds a control character",
+    "max_length": "the value is longer than the contract allows",
+    "valid_values": "the value is not in the contract's code list",
+    "format": "the value does not match the contract's format",
+}
+
+
+def _java_to_strptime(fmt: str) -> tuple[str, re.Pattern[str]]:
+    """Turn a JDK DateTimeFormatter pattern (as ODCS prescribes) into strptime + a regex.
+
+    The regex makes parsing strict: ``%m`` alone would accept ``1948031`` as a date.
+    """
+    tokens = {
+        "yyyy": ("%Y", r"\d{4}"),
+        "MM": ("%m", r"\d{2}"),
+        "M": ("%m", r"\d{1,2}"),
+        "dd": ("%d", r"\d{2}"),
+        "d": ("%d", r"\d{1,2}"),
+        "HH": ("%H", r"\d{2}"),
+        "mm": ("%M", r"\d{2}"),
+        "ss": ("%S", r"\d{2}"),
+    }
+    strp, rx = [], []
+    for part in re.findall(r"yyyy|MM|M|dd|d|HH|mm|ss|.", fmt):
+        code, pattern = tokens.get(part, (part.replace("%", "%%"), re.escape(part)))
+        strp.append(code)
+        rx.append(pattern)
+    return "".join(strp), re.compile("".join(rx))
+
+
+def _parse_datetime(series: pd.Series, formats: tuple[str, ...]) -> pd.Series:
+    text = series.astype("object").where(series.notna(), None)
+    text = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
+    for fmt in formats or ("ISO8601",):
+        todo = out.isna() & text.notna()
+        if not todo.any():
+            break
+        if fmt == "ISO8601":
+            parsed = pd.to_datetime(text[todo], format="ISO8601", errors="coerce")
+        else:
+            strp, rx = _java_to_strptime(fmt)
+            candidates = text[todo]
+            candidates = candidates[candidates.map(lambda v, rx=rx: bool(rx.fullmatch(v)))]
+            parsed = pd.to_datetime(candidates, format=strp, errors="coerce")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        out.loc[parsed.index] = parsed.astype("datetime64[us]")
+    return out
+
+
+def _parse_boolean(series: pd.Series) -> pd.Series:
+    lowered = series.astype("object").map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+    return lowered.map(lambda v: True if v in _TRUE else False if v in _FALSE else None).astype(
+        "boolean"
+    )
+
+
+def parse(series: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """Type one column of delivered text per its contract; unparseable values become missing."""
+    if spec.logical_type in ("date", "timestamp"):
+        parsed = _parse_datetime(series, spec.formats)
+        return parsed.dt.normalize() if spec.logical_type == "date" else parsed
+    if spec.logical_type in ("number", "integer"):
+        numbers = pd.to_numeric(series.astype("object").map(_strip), errors="coerce")
+        if spec.logical_type == "integer":
+            numbers = numbers.where(numbers.isna() | (numbers == numbers.round()))
+            return numbers.astype("Int64")
+        return numbers.astype("Float64")
+    if spec.logical_type == "boolean":
+        return _parse_boolean(series)
+    if spec.valid_values:  # coded text is compared and staged without stray spaces
+        return series.astype("object").map(_strip)
+    return series
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _column_checks(spec: ColumnSpec, table_checks: tuple[str, ...]) -> list[pa.Check]:
+    checks: list[pa.Check] = []
+    if spec.logical_type == "string":
+        checks += [pa.Check(CHECKS[name], name=name) for name in table_checks]
+        if spec.max_length is not None:
+            bound = spec.max_length
+            checks.append(pa.Check(lambda s, n=bound: s.str.len() <= n, name="max_length"))
+    else:
+        checks.append(
+            pa.Check(lambda s, c=spec: parse(s, c).notna() | s.isna(), name="format")
+        )
+    if spec.valid_values:
+        allowed = set(spec.valid_values)
+        checks.append(
+            pa.Check(
+                lambda s, c=spec, a=allowed: parse(s, c).isin(a) | parse(s, c).isna(),
+                name="valid_values",
+            )
+        )
+    return checks
+
+
+@cache
+def feed_schema(feed: str) -> pa.DataFrameSchema:
+    """The pandera schema of one feed as delivered (canonical column names, text values).
+
+    Validate with ``lazy=True`` so a delivery reports every failing row at once.
+    """
+    contract = feed_contract(feed)
+    columns = {
+        spec.name: pa.Column(
+            dtype=None,
+            nullable=not spec.required,
+            unique=spec.unique,
+            report_duplicates="all",
+            checks=_column_checks(spec, contract.table_checks),
+            title=spec.physical,
+            description=f"{spec.physical} ({spec.logical_type})",
+        )
+        for spec in contract.columns
+    }
+    return pa.DataFrameSchema(columns, name=feed, strict=True, ordered=False)
