@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
+
+from sharehub.warehouse import one
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +117,7 @@ def assign_person_ids(
         chosen[cluster_id] = person_id
         used.add(person_id)
 
-    next_seq_row = con.execute("SELECT coalesce(max(issued_seq), 0) FROM linkage.id_registry").fetchone()
-    next_seq = int(next_seq_row[0]) if next_seq_row else 0
+    next_seq = int(one(con, "SELECT coalesce(max(issued_seq), 0) FROM linkage.id_registry")[0])
     new_rows = []
     for cluster_id, min_record, _count in clusters:
         if cluster_id not in chosen:
@@ -147,20 +149,42 @@ def assign_person_ids(
             changes.append((pid, None, "retire", run_id, now, previous[pid]))
 
     if new_rows:
-        con.executemany(
-            "INSERT INTO linkage.id_registry (person_id, issued_seq, issued_at) VALUES (?, ?, ?)",
-            new_rows,
+        issued = pa.table(
+            {
+                "person_id": pa.array([r[0] for r in new_rows], pa.string()),
+                "issued_seq": pa.array([r[1] for r in new_rows], pa.int64()),
+                "issued_at": pa.array([r[2] for r in new_rows], pa.timestamp("us")),
+            }
         )
-    merged_into = {old: target for (old, target) in moved if old not in used}
-    for pid in retired:
+        con.register("_issued", issued)
         con.execute(
-            "UPDATE linkage.id_registry SET retired_at = ?, retired_into = ? WHERE person_id = ?",
-            [now, merged_into.get(pid), pid],
+            "INSERT INTO linkage.id_registry (person_id, issued_seq, issued_at) "
+            "SELECT person_id, issued_seq, issued_at FROM _issued"
         )
-    mapping = [(str(cluster), pid) for cluster, pid in chosen.items()]
-    con.execute("CREATE OR REPLACE TEMP TABLE _cluster_person (cluster_id VARCHAR, person_id VARCHAR)")
-    if mapping:
-        con.executemany("INSERT INTO _cluster_person VALUES (?, ?)", mapping)
+        con.unregister("_issued")
+    merged_into = {old: target for (old, target) in moved if old not in used}
+    if retired:
+        gone = pa.table(
+            {
+                "person_id": pa.array(retired, pa.string()),
+                "retired_into": pa.array([merged_into.get(pid) for pid in retired], pa.string()),
+            }
+        )
+        con.register("_retired", gone)
+        con.execute(
+            "UPDATE linkage.id_registry r SET retired_at = ?, retired_into = g.retired_into "
+            "FROM _retired g WHERE r.person_id = g.person_id",
+            [now],
+        )
+        con.unregister("_retired")
+    # Bulk, not row by row: executemany into DuckDB costs seconds per ten thousand rows.
+    mapping = pa.table(
+        {
+            "cluster_id": pa.array([str(cluster) for cluster in chosen], pa.string()),
+            "person_id": pa.array(list(chosen.values()), pa.string()),
+        }
+    )
+    con.register("_cluster_person", mapping)
     con.execute("DELETE FROM linkage.person_ids")
     con.execute(
         f"""
@@ -169,6 +193,7 @@ def assign_person_ids(
         FROM {clusters_table} c JOIN _cluster_person m ON m.cluster_id = CAST(c.cluster_id AS VARCHAR)
         """
     )
+    con.unregister("_cluster_person")
     if changes:
         con.executemany("INSERT INTO linkage.person_id_changes VALUES (?, ?, ?, ?, ?, ?)", changes)
     result = IdAssignment(

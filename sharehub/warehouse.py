@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -41,14 +42,30 @@ def connect(settings: Settings, *, read_only: bool = False) -> duckdb.DuckDBPyCo
     return con
 
 
+def one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...]:
+    """The single row of a query, fully consumed.
+
+    DuckDB 2 keeps a result open until it is fetched to the end, and refuses
+    ``register`` and some other calls on that connection meanwhile; ``fetchone`` does
+    not finish a result, so library code reads single rows through here.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    if len(rows) != 1:
+        raise ValueError(f"expected exactly one row from {sql!r}, got {len(rows)}")
+    return tuple(rows[0])
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     """True if ``schema.table`` exists as a table or view."""
     schema, _, name = qualified.partition(".")
-    row = con.execute(
+    (count,) = one(
+        con,
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, name],
-    ).fetchone()
-    return bool(row and row[0])
+    )
+    return bool(count)
 
 
 def require_table(con: duckdb.DuckDBPyConnection, qualified: str) -> None:

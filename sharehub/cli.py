@@ -1,0 +1,225 @@
+"""``sharehub``: a thin command-line shell over the library.
+
+Every command parses its options, builds ``Settings``, calls one library function and
+shows the result for a person. Domain errors become a red message on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from sharehub.errors import SharehubError
+from sharehub.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _domain_errors(func: F) -> F:
+    """Turn hub errors into a clear message and a non-zero exit, at the boundary only."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SharehubError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warehouse_option(func: F) -> F:
+    return click.option(
+        "--warehouse",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Warehouse DuckDB file (default: $SHAREHUB_WAREHOUSE, else ./data/warehouse.duckdb).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """sharehub: collect once, share many times.
+
+    Pulls the departments' deliveries, links residents into a master person index and
+    publishes validated shared tables. Run `sharehub COMMAND --help` for each command.
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # Splink warns about every untrainable level during EM; our own training logs one
+        # summary line for those, so keep Splink's detail for -vv.
+        logging.getLogger("splink").setLevel(logging.ERROR)
+
+
+@main.command()
+@click.option("--persons", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--day", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="1 writes the first deliveries; 2 adds the next day's.")
+@_domain_errors
+def generate(persons: int, seed: int, out: Path, day: int) -> None:
+    """Write a synthetic district's deliveries, exactly as the departments deliver them.
+
+    Writes OUT/landing/<feed>/<batch_id>/ with manifests, OUT/health.db (the health
+    front-end table) and OUT/truth.csv (the true person behind every record).
+
+    Example: sharehub generate --persons 10000 --seed 42 --out data
+    """
+    from sharehub.generate import generate as run_generate
+
+    with console.status(f"generating {persons:,} persons (day {day})…"):
+        summary = run_generate(out, persons=persons, seed=seed, day=day)
+    console.print(summary.describe() if hasattr(summary, "describe") else summary)
+
+
+@main.command()
+@click.option("--landing", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Landing root (default: $SHAREHUB_LANDING, else ./data/landing).")
+@click.option("--health-url", default=None,
+              help="Health front-end database URL (default: $SHAREHUB_HEALTH_URL, "
+                   "else sqlite:///<landing>/../health.db).")
+@warehouse_option
+@click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Trained model JSON (default: $SHAREHUB_MODEL_PATH, else ./data/model.json); trained and saved there if absent.")
+@click.option("--relink", is_flag=True, help="Re-link and re-publish even if nothing new arrived.")
+@_domain_errors
+def run(landing: Path | None, health_url: str | None, warehouse: Path | None,
+        model_path: Path | None, relink: bool) -> None:
+    """Pull every pending delivery, link residents and publish the shared tables.
+
+    Example: sharehub run --landing data/landing --health-url sqlite:///data/health.db
+    """
+    from sharehub import pipeline
+    from sharehub.cli_views import print_run_summary
+    from sharehub.warehouse import connect
+
+    settings = Settings.from_env(landing=landing, health_url=health_url,
+                                 warehouse=warehouse, model_path=model_path)
+    status = console.status("starting…")
+
+    def callback(event: str, text: str) -> None:
+        if event == "start":
+            status.update(f"[bold]{text}[/]…")
+        else:
+            console.print(f"[green]✓[/] {text}")
+
+    con = connect(settings)
+    try:
+        with status:
+            summary = pipeline.run(con, settings, relink=relink, callback=callback)
+    finally:
+        con.close()
+    print_run_summary(console, summary, settings)
+
+
+@main.command()
+@click.argument("table")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Output file; .csv or .parquet by suffix.")
+@warehouse_option
+@_domain_errors
+def export(table: str, out: Path, warehouse: Path | None) -> None:
+    """Export a schema-qualified warehouse table to CSV or Parquet.
+
+    Example: sharehub export shared.person_xref --out person_xref.parquet
+    """
+    from sharehub.export import export_table
+    from sharehub.warehouse import connect
+
+    settings = Settings.from_env(warehouse=warehouse)
+    con = connect(settings, read_only=True)
+    try:
+        rows = export_table(con, table, out)
+    finally:
+        con.close()
+    console.print(f"wrote {rows:,} rows of {table} to {out}")
+
+
+@main.command()
+@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True, help="CSV with feed,source_key,true_person_id.")
+@warehouse_option
+@_domain_errors
+def evaluate(truth: Path, warehouse: Path | None) -> None:
+    """Score shared.person_xref against a truth file: pairwise precision, recall, F1.
+
+    Example: sharehub evaluate --truth data/truth.csv
+    """
+    from sharehub.cli_views import print_evaluation
+    from sharehub.evaluation import evaluate_published
+    from sharehub.warehouse import connect
+
+    settings = Settings.from_env(warehouse=warehouse)
+    con = connect(settings, read_only=True)
+    try:
+        report = evaluate_published(con, truth)
+    finally:
+        con.close()
+    print_evaluation(console, report)
+
+
+@main.command()
+@click.option("--feed", default=None, help="Only this feed.")
+@warehouse_option
+@_domain_errors
+def batches(feed: str | None, warehouse: Path | None) -> None:
+    """Show the batch ledger: every delivery, its row counts and its status.
+
+    Example: sharehub batches --feed ps_population
+    """
+    from sharehub.cli_views import print_query
+    from sharehub.warehouse import connect, require_table
+
+    con = connect(Settings.from_env(warehouse=warehouse), read_only=True)
+    try:
+        require_table(con, "raw.batches")
+        print_query(console, con, "batch ledger (raw.batches)",
+                    "SELECT feed, batch_id, extract_type, status, rows_declared, rows_landed, "
+                    "rows_staged, rows_quarantined, reason, loaded_at FROM raw.batches "
+                    "WHERE ? IS NULL OR feed = ? ORDER BY feed, batch_id", [feed, feed])
+    finally:
+        con.close()
+
+
+@main.command()
+@click.option("--feed", default=None, help="Only this feed.")
+@click.option("--batch", default=None, help="Only this batch id.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@warehouse_option
+@_domain_errors
+def quarantine(feed: str | None, batch: str | None, limit: int, warehouse: Path | None) -> None:
+    """Show quarantined rows: feed, batch, row, column, check and the offending value.
+
+    Example: sharehub quarantine --feed ca_recipients --batch 20261101-001
+    """
+    from sharehub.cli_views import print_query
+    from sharehub.warehouse import connect, require_table
+
+    con = connect(Settings.from_env(warehouse=warehouse), read_only=True)
+    try:
+        require_table(con, "quarantine.rows")
+        print_query(console, con, "quarantined rows (quarantine.rows)",
+                    "SELECT feed, batch_id, row_number, source_key, column_name, check_name, "
+                    "failure_value, reason FROM quarantine.rows "
+                    "WHERE (? IS NULL OR feed = ?) AND (? IS NULL OR batch_id = ?) "
+                    "ORDER BY feed, batch_id, row_number LIMIT ?",
+                    [feed, feed, batch, batch, limit])
+    finally:
+        con.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
