@@ -1,0 +1,31 @@
+"""Linkage DAG: runs when any staged feed changes; updates the master person index."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from sharehub.airflow_assets import DEFAULT_ARGS, MASTER_INDEX, POOL, STAGED, on_failure
+
+
+@dag(
+    dag_id="sharehub_linkage",
+    schedule=(STAGED["ps_population"] | STAGED["ps_housing"] | STAGED["ca_recipients"]
+              | STAGED["hw_ehr_person"]),
+    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
+    tags=["sharehub", "linkage"],
+)
+def sharehub_linkage() -> None:
+    @task(pool=POOL, outlets=[MASTER_INDEX])
+    def link() -> dict:  # type: ignore[type-arg]
+        from sharehub import tasks
+
+        return tasks.link()
+
+    link()
+
+
+sharehub_linkage()
