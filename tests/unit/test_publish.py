@@ -1,0 +1,110 @@
+"""Publication on inline rows: golden values and their sources, versions, atomic failure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from sharehub import metrics
+from sharehub.errors import PublishAborted
+from sharehub.publish import publish
+
+RECORDS = [
+    # record_id, feed, status, updated_at, address, house_code
+    ("ps_population:1", "ps_population", "active", "2026-10-01", "幸福里3-2-501", "H1"),
+    ("hw_ehr_person:9", "hw_ehr_person", "active", "2026-11-01", "幸福里小区3号楼2单元501室", None),
+    ("ca_recipients:5", "ca_recipients", "active", "2026-11-05", "幸福里3栋2单元501", None),
+    ("ps_population:2", "ps_population", "active", "2026-09-01", "光明路8号", "H2"),
+]
+FEATURES = [
+    # unique_id, name_std, id_norm, id_valid, sex, birth_date, phone_std, phone_kind, placeholder
+    ("ps_population:1", "张伟", "110105194803120011", True, "M", "1948-03-12", "13800000001", "mobile", False),
+    ("hw_ehr_person:9", "章伟", None, False, "M", "1948-03-12", "13900000002", "mobile", False),
+    ("ca_recipients:5", "张伟", "110105194803120011", True, "M", "1948-03-12", "13700000003", "mobile", False),
+    ("ps_population:2", "李娜", "110105199001010022", True, "F", "1990-01-01", None, None, False),
+]
+IDS = [("ps_population:1", "PA"), ("hw_ehr_person:9", "PA"), ("ca_recipients:5", "PA"),
+       ("ps_population:2", "PB")]
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for schema in ("staging", "linkage", "shared", "audit"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute("""CREATE TABLE staging.person_records (record_id VARCHAR, feed VARCHAR,
+        source_key VARCHAR, batch_id VARCHAR, record_status VARCHAR, updated_at TIMESTAMP,
+        address VARCHAR, house_code VARCHAR)""")
+    con.executemany("INSERT INTO staging.person_records VALUES (?, ?, split_part(?, ':', 2), 'b1', ?, ?, ?, ?)",
+                    [(r[0], r[1], r[0], *r[2:]) for r in RECORDS])
+    con.execute("""CREATE TABLE linkage.person_features (unique_id VARCHAR, name_std VARCHAR,
+        id_norm VARCHAR, id_valid BOOLEAN, sex VARCHAR, birth_date DATE, phone_std VARCHAR,
+        phone_kind VARCHAR, is_placeholder_name BOOLEAN)""")
+    con.executemany("INSERT INTO linkage.person_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", FEATURES)
+    con.execute("CREATE TABLE linkage.person_ids (record_id VARCHAR, person_id VARCHAR)")
+    con.executemany("INSERT INTO linkage.person_ids VALUES (?, ?)", IDS)
+    con.execute("""CREATE TABLE linkage.cluster_edges (unique_id_l VARCHAR, unique_id_r VARCHAR,
+        match_weight DOUBLE, match_probability DOUBLE)""")
+    con.execute("INSERT INTO linkage.cluster_edges VALUES ('ps_population:1', 'hw_ehr_person:9', 12, 0.999),"
+                " ('ps_population:1', 'ca_recipients:5', 20, 0.99999)")
+    con.execute("""CREATE TABLE linkage.person_id_changes (old_person_id VARCHAR, new_person_id VARCHAR,
+        kind VARCHAR, run_id VARCHAR, changed_at TIMESTAMP, records BIGINT)""")
+    return con
+
+
+def test_golden_values_follow_the_written_rules_and_name_their_source(con: duckdb.DuckDBPyConnection) -> None:
+    publish(con, run_id="r1", now=datetime(2026, 11, 27))
+    row = con.execute("""SELECT name, name_source, id_number, phone, phone_source, address,
+                         address_source, house_code, source_records, feeds
+                         FROM shared.person WHERE person_id = 'PA'""").fetchall()[0]
+    assert row[0:2] == ("张伟", "ps_population:1")  # identity: public security first
+    assert row[2] == "110105194803120011"
+    assert row[3:5] == ("13900000002", "hw_ehr_person:9")  # newest mobile, civil affairs last
+    assert row[5:8] == ("幸福里3-2-501", "ps_population:1", "H1")  # residence register first
+    assert row[8] == 3 and row[9] == ["ca_recipients", "hw_ehr_person", "ps_population"]
+
+
+def test_xref_carries_the_best_link_probability(con: duckdb.DuckDBPyConnection) -> None:
+    publish(con, run_id="r1")
+    got = dict(con.execute("SELECT record_id, match_probability FROM shared.person_xref").fetchall())
+    assert got == {"ps_population:1": 0.99999, "hw_ehr_person:9": 0.999,
+                   "ca_recipients:5": 0.99999, "ps_population:2": None}
+
+
+def test_same_input_is_not_a_new_version(con: duckdb.DuckDBPyConnection) -> None:
+    first = publish(con, run_id="r1")
+    again = publish(con, run_id="r2")
+    assert (first.version, first.created) == (1, True)
+    assert (again.version, again.created) == (1, False)
+    con.execute("UPDATE linkage.person_ids SET person_id = 'PC' WHERE record_id = 'hw_ehr_person:9'")
+    assert publish(con, run_id="r3").version == 2
+
+
+def test_failing_candidate_leaves_previous_version(con: duckdb.DuckDBPyConnection) -> None:
+    publish(con, run_id="r1")
+    before = con.execute("SELECT * FROM shared.person_xref ORDER BY record_id").fetchall()
+    con.execute("INSERT INTO linkage.person_ids VALUES ('ps_population:2', 'PZ')")  # record in 2 persons
+    with pytest.raises(PublishAborted, match="record_id is unique failed") as info:
+        publish(con, run_id="r2")
+    assert "ps_population:2" in str(info.value)
+    assert con.execute("SELECT * FROM shared.person_xref ORDER BY record_id").fetchall() == before
+    assert con.execute("SELECT max(version) FROM audit.publish_versions").fetchall() == [(1,)]
+    assert con.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name LIKE '%__candidate'").fetchall() == [(0,)]
+
+
+def test_metrics_are_exact_on_inline_rows(con: duckdb.DuckDBPyConnection) -> None:
+    result = publish(con, run_id="r1")
+    stored = {(m.metric, m.scope): m for m in metrics.record(con, result.version)}
+    assert stored[("records_in", "all")].value == 4
+    assert stored[("persons_out", "all")].value == 2
+    assert stored[("repeat_entries_avoided", "all")].value == 2
+    assert stored[("records_per_person", "all")].value == 2.0
+    assert stored[("persons_in_2plus_feeds", "all")].value == 0.5
+    assert stored[("feed_records_shared", "ps_population")].value == 0.5
+    assert stored[("feed_records_shared", "hw_ehr_person")].value == 1.0
+    rows = con.execute("SELECT count(*) FROM audit.sharing_metrics WHERE version = 1").fetchall()
+    metrics.record(con, result.version)  # recomputing a version replaces, never duplicates
+    assert con.execute("SELECT count(*) FROM audit.sharing_metrics WHERE version = 1").fetchall() == rows
