@@ -40,6 +40,7 @@ class RunSummary:
     version: int | None = None
     version_created: bool = False
     id_changes: Any = None
+    houses: Any = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -114,6 +115,20 @@ def link(con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary
     )
 
 
+def index_houses(con: duckdb.DuckDBPyConnection) -> Any:
+    """Match dwellings to every feed's addresses, then link persons to houses.
+
+    Runs after ids are assigned: matching needs only standardised addresses, residence
+    needs the person ids.
+    """
+    from linkage.houses import build_house_index
+    from linkage.residence import build_residence
+
+    result = build_house_index(con)
+    build_residence(con)
+    return result
+
+
 def run(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -152,6 +167,8 @@ def run(
         link(con, settings, summary)
     with _stage(summary, "identify", callback):
         summary.id_changes = assign_person_ids(con, run_id=summary.run_id, now=now)
+    with _stage(summary, "houses", callback):
+        summary.houses = index_houses(con)
     with _stage(summary, "publish", callback):
         result = publish(con, run_id=summary.run_id, now=now)
         summary.version, summary.version_created = result.version, result.created

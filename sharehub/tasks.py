@@ -66,6 +66,7 @@ def link(settings: Settings | None = None) -> dict[str, Any]:
         pipeline.standardise(con)
         pipeline.link(con, settings, summary)
         summary.id_changes = assign_person_ids(con, run_id=summary.run_id)
+        summary.houses = pipeline.index_houses(con)
     finally:
         con.close()
     return _plain({"run_id": summary.run_id, "records": summary.records,
