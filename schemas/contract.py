@@ -33,6 +33,10 @@ _DUCKDB_TYPES = {
     "boolean": "BOOLEAN",
 }
 _UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+# What a delivery may do with columns its contract does not name (customProperty
+# ``extraColumns`` of the schema object): ``ignore`` them (noted in the ledger) or
+# ``reject`` the delivery. Default ``reject``: a contract must opt in to tolerance.
+EXTRA_COLUMN_POLICIES = ("ignore", "reject")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class FeedContract:
     deleted_column: str | None
     full_extract_replaces: bool
     watermark_column: str | None
+    extra_columns: str  # one of EXTRA_COLUMN_POLICIES
     columns: tuple[ColumnSpec, ...]
     table_checks: tuple[str, ...]
     min_rows: int
@@ -152,6 +157,12 @@ def reduce_contract(odcs: OpenDataContractStandard) -> FeedContract:
             min_rows = int(q.mustBeGreaterThan) + 1
     team = odcs.team
     owner = team.name if team is not None and not isinstance(team, list) else None
+    extra_columns = str(_custom(custom, "extraColumns") or "reject")
+    if extra_columns not in EXTRA_COLUMN_POLICIES:
+        raise ValueError(
+            f"contract {feed}: extraColumns is {extra_columns!r}; expected one of "
+            f"{', '.join(EXTRA_COLUMN_POLICIES)}"
+        )
     return FeedContract(
         feed=feed,
         owner=owner or "",
@@ -166,6 +177,7 @@ def reduce_contract(odcs: OpenDataContractStandard) -> FeedContract:
         deleted_column=_custom(custom, "deletedColumn"),
         full_extract_replaces=bool(_custom(custom, "fullExtractReplaces")),
         watermark_column=_custom(custom, "watermarkColumn"),
+        extra_columns=extra_columns,
         columns=columns,
         table_checks=table_checks,
         min_rows=min_rows,

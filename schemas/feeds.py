@@ -22,13 +22,17 @@ import pandera.pandas as pa
 
 from schemas.contract import ColumnSpec, feed_contract
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode general category Cc: C0 controls, DEL and C1 controls. Line breaks and tabs are
+# controls too: a name or an address never holds one, and each would break a CSV export,
+# a log line or a terminal downstream. SQL or HTML text is not a control character: it is
+# data, stored verbatim through bound parameters.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}
 
 
 def _no_control_characters(series: pd.Series) -> pd.Series:
-    return ~series.str.contains(_CONTROL, na=False)
+    return ~series.str.contains(CONTROL, na=False)
 
 
 # Checks a contract may name at table level; each applies to every text column.
@@ -40,7 +44,7 @@ CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
 REASONS = {
     "not_nullable": "a required value is missing",
     "field_uniqueness": "the source key occurs more than once in this delivery",
-    "no_control_characters": "the value holds a control character",
+    "no_control_characters": "the value holds a control character (U+0000–U+001F, U+007F–U+009F)",
     "max_length": "the value is longer than the contract allows",
     "valid_values": "the value is not in the contract's code list",
     "format": "the value does not match the contract's format",

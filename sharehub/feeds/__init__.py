@@ -2,7 +2,8 @@
 
 The public surface the CLI and the Airflow DAGs call: :func:`pull_pending`,
 :func:`pull_batch`, :func:`pull_health` and :func:`build_person_records`, plus the
-:class:`BatchResult` they return. Everything else in this package is a step they compose:
+:class:`BatchResult` they return; :func:`check_ledger` recounts the row accounting and
+:func:`freshness` checks each feed against its contract's latency SLA. Everything else in this package is a step they compose:
 ``manifest`` (verify a delivery), ``readers`` (files → text rows), ``health`` (the SQL
 feed), ``validate`` (contract checks, quarantine), ``staging`` (raw, history) and
 ``ledger`` (``raw.batches``, watermarks, row accounting).
@@ -19,6 +20,7 @@ table it is the row's position in the pull, ordered by ``updated_at`` then ``rec
 from __future__ import annotations
 
 from schemas.contract import FEEDS
+from sharehub.feeds.freshness import Freshness, freshness
 from sharehub.feeds.ledger import check_ledger
 from sharehub.feeds.person_records import build_person_records
 from sharehub.feeds.pull import BatchResult, pull_batch, pull_health, pull_pending
@@ -26,8 +28,10 @@ from sharehub.feeds.pull import BatchResult, pull_batch, pull_health, pull_pendi
 __all__ = [
     "FEEDS",
     "BatchResult",
+    "Freshness",
     "build_person_records",
     "check_ledger",
+    "freshness",
     "pull_batch",
     "pull_health",
     "pull_pending",

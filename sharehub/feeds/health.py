@@ -60,7 +60,7 @@ def with_retries(action: Callable[[], T], *, feed: str, attempts: int, backoff: 
         except (sa.exc.OperationalError, sa.exc.InterfaceError, FileNotFoundError) as exc:
             if attempt == attempts:
                 raise SourceUnavailable(
-                    f"health front-end database unreachable after {attempts} attempts: "
+                    f"health front-end database ({feed}) unreachable after {attempts} attempts: "
                     f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}; check "
                     "SHAREHUB_HEALTH_URL and the network, then pull again (the watermark "
                     "is unchanged)",

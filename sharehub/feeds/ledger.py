@@ -42,6 +42,18 @@ _DDL = (
         feed VARCHAR NOT NULL, batch_id VARCHAR NOT NULL, row_number BIGINT NOT NULL,
         source_key VARCHAR, column_name VARCHAR, check_name VARCHAR, failure_value VARCHAR,
         reason VARCHAR, failures JSON, row_json JSON, quarantined_at TIMESTAMP)""",
+    # Added after the first warehouses were written; ADD COLUMN keeps those readable.
+    # extracted_at: the source time the delivery is as of (manifest extracted_at; for
+    # health the new watermark), which the freshness SLA is measured on. notes: what a
+    # loaded delivery did that a person should know (ignored extra columns).
+    f"ALTER TABLE {LEDGER} ADD COLUMN IF NOT EXISTS extracted_at TIMESTAMP",
+    f"ALTER TABLE {LEDGER} ADD COLUMN IF NOT EXISTS notes VARCHAR",
+    # checked_at: the last time the source was read successfully, new rows or not.
+    f"ALTER TABLE {WATERMARKS} ADD COLUMN IF NOT EXISTS checked_at TIMESTAMP",
+)
+_LEDGER_COLUMNS = (
+    "feed, batch_id, extract_type, checksum, rows_declared, rows_landed, rows_staged, "
+    "rows_quarantined, status, reason, received_at, loaded_at, extracted_at, notes"
 )
 
 
@@ -81,12 +93,15 @@ def record_loaded(
     rows_quarantined: int,
     received_at: datetime,
     loaded_at: datetime,
+    extracted_at: datetime | None = None,
+    notes: str | None = None,
 ) -> None:
     """Write the ledger row of a loaded batch (inside the delivery's transaction)."""
     con.execute(
-        f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?)",
+        f"INSERT INTO {LEDGER} ({_LEDGER_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?, ?, ?)",
         [feed, batch_id, extract_type, checksum, rows_declared, rows_landed, rows_staged,
-         rows_quarantined, received_at, loaded_at],
+         rows_quarantined, received_at, loaded_at, extracted_at, notes],
     )
 
 
@@ -111,7 +126,8 @@ def record_rejected(
             key,
         )
         con.execute(
-            f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 'rejected', ?, ?, NULL)",
+            f"INSERT INTO {LEDGER} ({_LEDGER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, 'rejected', ?, ?, NULL, NULL, NULL)",
             [*key[:2], extract_type, key[2], rows_declared, reason, received_at],
         )
         con.commit()
@@ -131,7 +147,20 @@ def set_watermark(
 ) -> None:
     """Advance the watermark (inside the delivery's transaction, so only on success)."""
     con.execute(f"DELETE FROM {WATERMARKS} WHERE feed = ?", [feed])
-    con.execute(f"INSERT INTO {WATERMARKS} VALUES (?, ?, ?, ?)", [feed, watermark, batch_id, now])
+    con.execute(
+        f"INSERT INTO {WATERMARKS} (feed, watermark, batch_id, advanced_at, checked_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [feed, watermark, batch_id, now, now],
+    )
+
+
+def mark_checked(con: duckdb.DuckDBPyConnection, feed: str, now: datetime) -> None:
+    """Record that the source was read successfully and held nothing new.
+
+    Why: freshness is measured on when the hub last saw the source whole; a quiet day at
+    the clinics must not make the health feed look stale. The watermark itself stays.
+    """
+    con.execute(f"UPDATE {WATERMARKS} SET checked_at = ? WHERE feed = ?", [now, feed])
 
 
 def check_ledger(
@@ -149,8 +178,8 @@ def check_ledger(
     if batch_id is not None:
         where += " AND b.batch_id = ?"
         params.append(batch_id)
-    feeds = [feed] if feed else [r[0] for r in con.execute(
-        f"SELECT DISTINCT feed FROM {LEDGER} b {where}", params).fetchall()]
+    # Only feeds with a loaded batch: a feed that was only ever rejected may have no raw table.
+    feeds = [r[0] for r in con.execute(f"SELECT DISTINCT feed FROM {LEDGER} b {where}", params).fetchall()]
     problems = []
     for name in feeds:
         rows = con.execute(

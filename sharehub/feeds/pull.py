@@ -14,6 +14,7 @@ Fix or withdraw the rejected delivery, then pull again.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from schemas.feeds import parse
 from sharehub.errors import DeliveryRejected, SharehubError
 from sharehub.feeds import health, ledger, staging
 from sharehub.feeds.manifest import CHINA, Manifest, read_manifest
-from sharehub.feeds.readers import read_file
+from sharehub.feeds.readers import IGNORED, ROW, read_file
 from sharehub.feeds.validate import Validated, validate
 from sharehub.settings import Settings
 
@@ -73,6 +74,8 @@ def _load(
     event_time: datetime,
     received_at: datetime,
     watermark: datetime | None = None,
+    extracted_at: datetime | None = None,
+    notes: str | None = None,
 ) -> BatchResult:
     """Write one validated delivery in a single transaction and check its accounting."""
     feed = contract.feed
@@ -87,10 +90,12 @@ def _load(
             con, feed=feed, batch_id=batch_id, extract_type=extract_type, checksum=checksum,
             rows_declared=rows_declared, rows_landed=len(delivered),
             rows_staged=checked.rows_staged, rows_quarantined=checked.rows_quarantined,
-            received_at=received_at, loaded_at=now,
+            received_at=received_at, loaded_at=now, extracted_at=extracted_at, notes=notes,
         )
         if watermark is not None:
             ledger.set_watermark(con, feed, watermark, batch_id, now)
+        elif contract.watermark_column:
+            ledger.mark_checked(con, feed, now)
         ledger.check_ledger(con, feed, batch_id)
         con.commit()
     except BaseException:
@@ -103,7 +108,18 @@ def _load(
     return BatchResult(
         feed=feed, batch_id=batch_id, status="loaded", rows_declared=rows_declared,
         rows_landed=len(delivered), rows_staged=checked.rows_staged,
-        rows_quarantined=checked.rows_quarantined, changes=changes,
+        rows_quarantined=checked.rows_quarantined, reason=notes, changes=changes,
+    )
+
+
+def _notes(delivered: pd.DataFrame) -> str | None:
+    """What a person should know about a loaded delivery (extra columns the contract ignores)."""
+    ignored = delivered.attrs.get(IGNORED) or []
+    if not ignored:
+        return None
+    return (
+        f"ignored column(s) not in the contract: {', '.join(ignored)} (the contract's "
+        "extraColumns is 'ignore'; the delivered file keeps them)"
     )
 
 
@@ -174,11 +190,18 @@ def pull_batch(
         file = manifest.files[0]
         delivered = read_file(file.path, contract, batch_id)
         manifest.check_rows(file, len(delivered))
+        if len(delivered) < contract.min_rows:
+            raise DeliveryRejected(
+                f"{file.name} has {len(delivered)} data rows; the contract requires at least "
+                f"{contract.min_rows}",
+                feed=feed, batch=batch_id,
+            )
         checked = validate(delivered, contract, batch_id)
         return _load(
             con, contract, batch_id, manifest.extract_type, manifest.checksum,
             manifest.rows_declared, delivered, checked,
             event_time=manifest.extracted_at or received_at, received_at=received_at,
+            extracted_at=manifest.extracted_at, notes=_notes(delivered),
         )
     except DeliveryRejected as exc:
         return _rejected(con, exc, feed, batch_id, manifest, received_at)
@@ -241,6 +264,11 @@ def pull_health(
     The batch id is the new watermark (``YYYYMMDDTHHMMSSffffff``); the watermark advances
     in the same transaction as the load. An unreachable database is retried ``attempts``
     times (waits ``backoff``, ``2*backoff`` …) and then raises ``SourceUnavailable``.
+
+    A row whose ``updated_at`` cannot be read cannot be placed before or after the
+    watermark, so every pull sees it again; it is quarantined once, and skipped while it
+    is unchanged. A pull that holds only such rows does not advance the watermark and is
+    named ``<watermark>-<checksum prefix>``.
     """
     contract = feed_contract(HEALTH_FEED)
     ledger.ensure_ledger(con)
@@ -255,19 +283,24 @@ def pull_health(
         )
     except DeliveryRejected as exc:
         return _rejected(con, exc, HEALTH_FEED, hint, None, received_at)
+    delivered = _without_known_unplaced(con, contract, delivered)
     if delivered.empty:
         log.info("%s: nothing updated since %s", HEALTH_FEED, since)
+        ledger.mark_checked(con, HEALTH_FEED, received_at)
         return None
     checked = validate(delivered, contract, hint)
     # Quarantined rows count too: they are landed and accounted, and a corrected row
     # comes back with a newer updated_at.
     newest = parse(delivered["updated_at"], contract.column("updated_at")).max()
-    stamps = [t for t in (since, newest) if t is not None and not pd.isna(t)]
-    watermark = pd.Timestamp(max(stamps)).to_pydatetime() if stamps else None
-    batch_id = f"{watermark or received_at:%Y%m%dT%H%M%S%f}"
     checksum = hashlib.sha256(
         delivered.to_csv(index=True, lineterminator="\n").encode("utf-8")
     ).hexdigest()
+    watermark: datetime | None = None
+    if newest is not None and not pd.isna(newest):
+        watermark = pd.Timestamp(newest).to_pydatetime()
+        batch_id = f"{watermark:%Y%m%dT%H%M%S%f}"
+    else:
+        batch_id = f"{since:%Y%m%dT%H%M%S%f}-{checksum[:8]}" if since else f"initial-{checksum[:8]}"
     prior = ledger.loaded_checksum(con, HEALTH_FEED, batch_id)
     if prior == checksum:
         return BatchResult(feed=HEALTH_FEED, batch_id=batch_id, status="skipped",
@@ -282,4 +315,42 @@ def pull_health(
     return _load(
         con, contract, batch_id, "incremental", checksum, len(delivered), delivered, checked,
         event_time=received_at, received_at=received_at, watermark=watermark,
+        extracted_at=watermark or since,
     )
+
+
+def _without_known_unplaced(
+    con: duckdb.DuckDBPyConnection, contract: FeedContract, delivered: pd.DataFrame
+) -> pd.DataFrame:
+    """Drop rows with an unreadable watermark value that are already quarantined unchanged.
+
+    Why: such a row is over-selected by every incremental read (it cannot be compared with
+    the watermark); without this it would be quarantined again on every pull, and a pull
+    holding nothing else would look like a change without a newer ``updated_at``.
+    """
+    column = contract.watermark_column or "updated_at"
+    if delivered.empty:
+        return delivered
+    unplaced = delivered[parse(delivered[column], contract.column(column)).isna()]
+    if unplaced.empty:
+        return delivered
+    key = contract.key.name
+    physical = {c.name: c.physical for c in contract.columns}
+    known = con.execute(
+        f"SELECT source_key, CAST(row_json AS VARCHAR) FROM {ledger.QUARANTINE} "
+        "WHERE feed = ? AND list_contains(?, source_key)",
+        [contract.feed, [str(k) for k in unplaced[key].dropna().unique()]],
+    ).fetchall()
+    seen = {(k, json.dumps(json.loads(v), sort_keys=True, ensure_ascii=False)) for k, v in known}
+    drop = []
+    for row_number, row in unplaced.iterrows():
+        values = {physical[str(n)]: (None if pd.isna(v) else v) for n, v in row.items()}
+        if (row[key], json.dumps(values, sort_keys=True, ensure_ascii=False)) in seen:
+            drop.append(row_number)
+    if not drop:
+        return delivered
+    log.info("%s: %d row(s) with an unreadable %s already quarantined unchanged: skipped",
+             contract.feed, len(drop), column)
+    kept = delivered.drop(index=drop)
+    kept.index = pd.RangeIndex(1, len(kept) + 1, name=ROW)
+    return kept

@@ -4,7 +4,9 @@ Why text: the raw layer keeps every row exactly as delivered, and typing is the 
 job (``schemas.feeds``), so a reader never guesses a type. Why rejects live here: a file in
 the wrong encoding, without its columns, empty, or cut short cannot be read row by row at
 all, so no row of it can be quarantined; the delivery is refused with the feed, batch,
-row and column named.
+row and column named. Columns the contract does not name are ignored or rejected as the
+contract's ``extraColumns`` says; ignored ones are listed in ``frame.attrs["ignored_columns"]``
+so the pull can note them in the ledger.
 
 Row numbers: ``row_number`` is the 1-based ordinal of the data row as a person reading
 the file counts it, the first row under the header being row 1. Header and title rows are
@@ -41,6 +43,10 @@ from sharehub.errors import DeliveryRejected
 log = logging.getLogger(__name__)
 
 ROW = "row_number"
+IGNORED = "ignored_columns"  # frame.attrs key: delivered columns the contract does not name
+# The csv module refuses fields over 128 KiB by default; a delivery with a long field must
+# still be read (and the row quarantined by its max_length check), not rejected whole.
+_MAX_FIELD = 2**31 - 1
 _SNIFF = 1 << 16
 _HEADER_SEARCH_ROWS = 20
 
@@ -59,16 +65,33 @@ def _check_header(header: list[str], contract: FeedContract, batch: str, file: s
             contract, batch, column=duplicated[0],
         )
     missing = [c.physical for c in contract.columns if c.physical not in seen]
-    unexpected = [name for name in header if name and name not in contract.physical_to_name]
+    unexpected = _extra_columns(header, contract)
     if missing:
         hint = f"; found unexpected column(s) {', '.join(unexpected)} (renamed?)" if unexpected else ""
         raise _reject(
             f"{file}: required column(s) {', '.join(missing)} missing from the header{hint}",
             contract, batch, column=missing[0], found=header,
         )
+    if unexpected and contract.extra_columns == "reject":
+        raise _reject(
+            f"{file}: column(s) {', '.join(unexpected)} are not in the contract, which rejects "
+            "extra columns; ask the department to drop them or amend the contract",
+            contract, batch, column=unexpected[0], found=header,
+        )
     if unexpected:
         log.warning("%s/%s: ignoring column(s) not in the contract: %s", contract.feed, batch, unexpected)
     return [header.index(c.physical) for c in contract.columns]
+
+
+def _extra_columns(header: list[str], contract: FeedContract) -> list[str]:
+    """Delivered columns the contract does not name (ignored by an ``ignore`` contract)."""
+    return [name for name in header if name and name not in contract.physical_to_name]
+
+
+def _noted(frame: pd.DataFrame, header: list[str], contract: FeedContract) -> pd.DataFrame:
+    """Attach the ignored extra columns to the frame, for the ledger's notes."""
+    frame.attrs[IGNORED] = _extra_columns(header, contract)
+    return frame
 
 
 def _frame(columns: list[list[str | None]], contract: FeedContract) -> pd.DataFrame:
@@ -172,12 +195,14 @@ def read_csv(path: Path, contract: FeedContract, batch: str) -> pd.DataFrame:
         raise _reject(f"{path.name} has a header but no data rows", contract, batch)
     frame = table.rename_columns([c.name for c in contract.columns]).to_pandas()
     frame.index = pd.RangeIndex(1, len(frame) + 1, name=ROW)
-    return frame
+    return _noted(frame, header, contract)
 
 
 def read_csv_strict(path: Path, contract: FeedContract, batch: str) -> pd.DataFrame:
     """Read a CSV record by record with the ``csv`` module, rejecting with exact positions."""
     encoding = _check_encoding(path, contract, batch)
+    if csv.field_size_limit() < _MAX_FIELD:
+        csv.field_size_limit(_MAX_FIELD)
     columns: list[list[str | None]] = [[] for _ in contract.columns]
     rows = 0
     previous: tuple[int, list[str]] | None = None  # one record of lookahead: is it the last?
@@ -214,7 +239,7 @@ def read_csv_strict(path: Path, contract: FeedContract, batch: str) -> pd.DataFr
             ) from exc
     if rows == 0:
         raise _reject(f"{path.name} has a header but no data rows", contract, batch)
-    return _frame(columns, contract)
+    return _noted(_frame(columns, contract), header, contract)
 
 
 def _take(
@@ -312,7 +337,7 @@ def read_xlsx(path: Path, contract: FeedContract, batch: str) -> pd.DataFrame:
             target.append(rendered[position] if position < len(rendered) else None)
     if not columns[0]:
         raise _reject(f"{path.name} sheet {sheet_name} has a header but no data rows", contract, batch)
-    return _frame(columns, contract)
+    return _noted(_frame(columns, contract), header, contract)
 
 
 def read_file(path: Path, contract: FeedContract, batch: str) -> pd.DataFrame:

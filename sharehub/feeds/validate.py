@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
-from schemas.contract import FeedContract
-from schemas.feeds import REASONS, feed_schema, parse
+from schemas.contract import ColumnSpec, FeedContract
+from schemas.feeds import CONTROL, REASONS, feed_schema, parse
 from sharehub.errors import ContractViolation
 
 log = logging.getLogger(__name__)
@@ -80,20 +80,58 @@ def _failure_cases(frame: pd.DataFrame, feed: str, batch_id: str) -> pd.DataFram
     return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
 
 
+_SHOWN = 40  # characters of an offending value quoted in a reason (the value is kept whole)
+
+
+def _shown(value: str) -> str:
+    """A value quoted for a reason: escaped, and cut when long (a 1 MB field stays readable)."""
+    text = value if len(value) <= _SHOWN else f"{value[:_SHOWN]}…"
+    return repr(text)
+
+
+def _explain(check: str, value: str | None, spec: ColumnSpec, duplicates: list[int]) -> str:
+    """Why a value failed, with the value found and the bound it broke."""
+    base = REASONS.get(check, check)
+    if value is None:
+        return base
+    if check == "max_length":
+        return f"{len(value):,} characters; the contract allows at most {spec.max_length}"
+    if check == "valid_values":
+        allowed = ", ".join(str(v) for v in spec.valid_values)
+        return f"{_shown(value)} is not in the contract's code list ({allowed})"
+    if check == "format":
+        expected = " or ".join(spec.formats) or spec.logical_type
+        return f"{_shown(value)} does not match the contract's format ({expected})"
+    if check == "no_control_characters":
+        found = sorted({f"U+{ord(c):04X}" for c in value if CONTROL.match(c)})
+        return f"{base}: {', '.join(found)} in {_shown(value)}"
+    if check == "field_uniqueness" and len(duplicates) > 1:
+        return f"{base} (data rows {', '.join(map(str, duplicates))})"
+    return base
+
+
 def _quarantine_rows(
     frame: pd.DataFrame, cases: pd.DataFrame, contract: FeedContract, batch_id: str
 ) -> pd.DataFrame:
     order = {spec.name: i for i, spec in enumerate(contract.columns)}
+    specs = {spec.name: spec for spec in contract.columns}
     physical = {spec.name: spec.physical for spec in contract.columns}
+    repeated: dict[str, list[int]] = {}
+    for case in cases[cases["check"] == "field_uniqueness"].to_dict("records"):
+        repeated.setdefault(str(case["failure_case"]), []).append(int(case["index"]))
     by_row: dict[int, list[dict[str, Any]]] = {}
     for case in cases.to_dict("records"):
-        value = case["failure_case"]
+        raw = case["failure_case"]
+        value = None if raw is None or pd.isna(raw) else str(raw)
+        check = str(case["check"])
         by_row.setdefault(int(case["index"]), []).append(
             {
                 "column": physical[str(case["column"])],
-                "check": str(case["check"]),
-                "value": None if value is None or pd.isna(value) else str(value),
-                "reason": REASONS.get(str(case["check"]), str(case["check"])),
+                "check": check,
+                "value": value,
+                "reason": _explain(
+                    check, value, specs[str(case["column"])], sorted(repeated.get(str(raw), []))
+                ),
                 "_order": order[str(case["column"])],
             }
         )

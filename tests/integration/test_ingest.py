@@ -1,6 +1,7 @@
 """Pull → raw → quarantine → staging → person_records on a real DuckDB file.
 
-Deliveries are built by hand (tests/conftest.py) until the generator's output is used.
+Deliveries are built by hand (tests/conftest.py); test_ingest_generated.py pulls the
+generator's two days, test_ingest_inputs.py the hostile and broken inputs one by one.
 Every test ends by recounting the ledger: rows in = staged + quarantined.
 """
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import contracts
-from schemas.contract import FEEDS, feed_contract
+from schemas.contract import FEEDS, feed_contract, reduce_contract
 from schemas.feeds import CHECKS, REASONS, feed_schema
 from schemas.staging import PersonRecords
 from sharehub.feeds.person_records import COLUMNS as PERSON_RECORD_COLUMNS
@@ -109,3 +109,24 @@ def test_person_records_match_the_documented_interface() -> None:
     assert list(PersonRecords.to_schema().columns) == list(PERSON_RECORD_COLUMNS)
     assert {kind for name, kind in described if name != "updated_at"} == {"VARCHAR"}
     assert dict(described)["updated_at"] == "TIMESTAMP"
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+def test_extra_column_policy_is_a_contract_decision(feed: str) -> None:
+    """Every feed contract says what extra columns do (see docs/ingest.md): all ignore them."""
+    document = yaml.safe_load(contracts.text(feed))
+    declared = {p["property"]: p["value"] for p in document["schema"][0]["customProperties"]}
+    assert declared["extraColumns"] == feed_contract(feed).extra_columns == "ignore"
+
+
+def test_an_unknown_extra_column_policy_fails_when_the_contract_is_read() -> None:
+    odcs = contracts.load("ps_population").model_copy(deep=True)
+    [policy] = [p for p in odcs.schema_[0].customProperties or [] if p.property == "extraColumns"]
+    policy.value = "keep"
+    with pytest.raises(ValueError, match="extraColumns is 'keep'"):
+        reduce_contract(odcs)
+
+
+@pytest.mark.parametrize("feed", ["ps_population", "ps_housing", "ca_recipients"])
+def test_file_feeds_require_at_least_one_row(feed: str) -> None:
+    assert feed_contract(feed).min_rows == 1

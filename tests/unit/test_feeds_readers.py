@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 from pathlib import Path
@@ -219,3 +220,61 @@ def test_wrong_file_type_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "population.xlsx"
     path.write_bytes(b"x")
     assert "expects a .csv file" in str(_rejected(path))
+
+
+# --- extra columns: the contract decides -----------------------------------------------
+
+
+def test_extra_columns_are_listed_when_the_contract_ignores_them(tmp_path: Path, samples: Any) -> None:
+    assert POP.extra_columns == "ignore"
+    row = samples.row("ps_population", 备注="extra", 来源="x")
+    frame = read_file(_csv(tmp_path, samples.csv([row])), POP, BATCH)
+    assert frame.attrs["ignored_columns"] == ["备注", "来源"]
+    assert list(frame.columns) == [c.name for c in POP.columns]
+
+
+def test_extra_columns_reject_the_delivery_when_the_contract_says_so(tmp_path: Path, samples: Any) -> None:
+    strict = dataclasses.replace(POP, extra_columns="reject")
+    row = samples.row("ps_population", 备注="extra")
+    error = _rejected(_csv(tmp_path, samples.csv([row])), strict)
+    assert error.column == "备注" and "not in the contract" in str(error)
+    xlsx = tmp_path / "recipients.xlsx"
+    xlsx.write_bytes(samples.xlsx([samples.row("ca_recipients", 备注="x")],
+                                  header=[*samples.row("ca_recipients"), "备注"]))
+    assert read_file(xlsx, CA, BATCH).attrs["ignored_columns"] == ["备注"]
+    assert _rejected(xlsx, dataclasses.replace(CA, extra_columns="reject")).column == "备注"
+
+
+def test_no_extra_columns_means_an_empty_list(tmp_path: Path, samples: Any) -> None:
+    frame = read_file(_csv(tmp_path, samples.csv([samples.row("ps_population")])), POP, BATCH)
+    assert frame.attrs["ignored_columns"] == []
+
+
+# --- long fields -------------------------------------------------------------------------
+
+
+def test_strict_reader_reads_a_field_longer_than_the_csv_module_default(tmp_path: Path, samples: Any) -> None:
+    """The csv module stops at 128 KiB per field; a 1 MB field must reach validation."""
+    big = "幸" * (1 << 20)
+    rows = [samples.row("ps_population", 人员编号="P1"), samples.row("ps_population", 人员编号="P2", 居住地址=big)]
+    path = _csv(tmp_path, samples.csv(rows))
+    strict = read_csv_strict(path, POP, BATCH)
+    assert strict.loc[2, "residence_address"] == big
+    pd.testing.assert_frame_equal(read_csv(path, POP, BATCH), strict, check_dtype=False)
+
+
+def test_a_control_character_escaped_in_an_xlsx_cell_is_read_as_the_character(tmp_path: Path, samples: Any) -> None:
+    """XLSX stores U+0007 as ``_x0007_``; the reader must see the character, so it quarantines."""
+    path = tmp_path / "recipients.xlsx"
+    path.write_bytes(samples.xlsx([samples.row("ca_recipients", 姓名="张_x0007_伟")]))
+    assert read_xlsx(path, CA, BATCH).loc[1, "name"] == "张\x07伟"
+
+
+def test_empty_or_unreadable_xlsx_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "recipients.xlsx"
+    path.write_bytes(b"")
+    assert "not a readable XLSX workbook" in str(_rejected(path, CA))
+    book = openpyxl.Workbook()
+    book.active.title = "服务对象"  # type: ignore[union-attr]
+    book.save(path)
+    assert "is empty" in str(_rejected(path, CA))

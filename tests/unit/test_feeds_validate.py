@@ -153,3 +153,99 @@ def test_health_values_are_typed(samples: Any) -> None:
     assert bool(typed.loc[1, "is_deleted"]) is True
     assert int(typed.loc[1, "gender_code"]) == 2
     assert typed.loc[1, "birth_date"] == pd.Timestamp("1948-03-12")
+
+
+# --- hostile text: data to keep verbatim, or characters to quarantine --------------------
+
+SQL_NAME = "'); DROP TABLE staging.ps_population; --"
+HTML_NAME = "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    ("feed", "changes"),
+    [
+        ("ps_population", {"姓名": SQL_NAME}),
+        ("ps_population", {"姓名": HTML_NAME}),
+        ("ps_population", {"居住地址": "幸福里'3号楼\"2单元\\501室; --"}),
+        ("ps_housing", {"产权人姓名": SQL_NAME}),
+        ("ca_recipients", {"姓名": HTML_NAME, "监护人姓名": "[/]"}),  # rich markup is data too
+        ("hw_ehr_person", {"name": "Robert'); DROP TABLE hw_ehr_person;--"}),
+        ("ps_population", {"姓名": "张\u3000伟"}),  # ideographic space: not a control character
+        ("ps_population", {"姓名": "阿卜杜·热合曼"}),
+    ],
+)
+def test_sql_and_html_text_is_data_not_a_failure(samples: Any, feed: str, changes: dict[str, Any]) -> None:
+    result = _check(feed, [samples.row(feed, **changes)])
+    assert result.rows_quarantined == 0, result.quarantine["reason"].tolist()
+    contract = feed_contract(feed)
+    for physical, value in changes.items():
+        assert result.typed.loc[1, contract.physical_to_name[physical]] == value  # verbatim
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("张\x07伟", "U+0007"),  # BEL
+        ("张\x1b[31m伟", "U+001B"),  # ESC: would drive a terminal
+        ("张\t伟", "U+0009"),
+        ("张伟\n", "U+000A"),
+        ("张\x7f伟", "U+007F"),
+        ("张\x85伟", "U+0085"),  # C1 NEL: a line break in some systems
+    ],
+)
+def test_control_characters_quarantine_the_row_naming_them(samples: Any, value: str, code: str) -> None:
+    rows = [samples.row("ps_population", 人员编号="P1"), samples.row("ps_population", 人员编号="P2", 姓名=value)]
+    result = _check("ps_population", rows)
+    [q] = result.quarantine.to_dict("records")
+    assert (q["row_number"], q["column_name"], q["check_name"]) == (2, "姓名", "no_control_characters")
+    assert q["failure_value"] == value
+    assert code in q["reason"]
+    assert json.loads(q["row_json"])["姓名"] == value
+    assert list(result.typed["person_no"]) == ["P1"]
+
+
+def test_a_one_megabyte_field_is_quarantined_whole_with_its_length(samples: Any) -> None:
+    big = "幸" * (1 << 20)
+    rows = [samples.row("ps_population", 人员编号="P1"), samples.row("ps_population", 人员编号="P2", 居住地址=big),
+            samples.row("ps_population", 人员编号="P3")]
+    result = _check("ps_population", rows)
+    [q] = result.quarantine.to_dict("records")
+    assert (q["row_number"], q["column_name"], q["check_name"]) == (2, "居住地址", "max_length")
+    assert "1,048,576 characters; the contract allows at most 200" in q["reason"]
+    assert len(q["reason"]) < 200  # the reason names the length, it does not repeat the value
+    assert q["failure_value"] == big
+    assert json.loads(q["row_json"]) == {k: None if v in (None, "") else str(v) for k, v in rows[1].items()}
+    assert list(result.typed["person_no"]) == ["P1", "P3"]
+
+
+@pytest.mark.parametrize(
+    ("feed", "changes", "column", "words"),
+    [
+        ("ps_population", {"出生日期": "19480230"}, "出生日期", "'19480230' does not match the contract's format (yyyyMMdd)"),
+        ("ps_population", {"更新时间": "2026-13-01 00:00:00"}, "更新时间", "(yyyy-MM-dd HH:mm:ss)"),
+        ("ps_housing", {"更新时间": "2026/11/01"}, "更新时间", "'2026/11/01'"),
+        ("ca_recipients", {"登记日期": "2020-02-30"}, "登记日期", "yyyy-MM-dd or yyyy/M/d"),
+        ("hw_ehr_person", {"birth_date": "1948-02-30"}, "birth_date", "(yyyy-MM-dd)"),
+        ("hw_ehr_person", {"updated_at": "yesterday"}, "updated_at", "(ISO8601)"),
+        ("ps_population", {"性别": "M"}, "性别", "'M' is not in the contract's code list (男, 女)"),
+    ],
+)
+def test_malformed_values_in_each_feed_are_explained(
+    samples: Any, feed: str, changes: dict[str, Any], column: str, words: str
+) -> None:
+    [q] = _check(feed, [samples.row(feed, **changes)]).quarantine.to_dict("records")
+    assert q["column_name"] == column and q["failure_value"] == str(next(iter(changes.values())))
+    assert words in q["reason"]
+
+
+def test_birth_year_month_is_text_and_never_quarantined(samples: Any) -> None:
+    """出生年月 is typed by hand in many forms; the contract keeps it as text for linkage."""
+    result = _check("ca_recipients", [samples.row("ca_recipients", 出生年月="不详")])
+    assert result.rows_quarantined == 0 and result.typed.loc[1, "birth_ym"] == "不详"
+
+
+def test_duplicate_key_reason_names_the_other_rows(samples: Any) -> None:
+    rows = [samples.row("ps_population", 人员编号="P1"), samples.row("ps_population", 人员编号="P2"),
+            samples.row("ps_population", 人员编号="P1")]
+    reasons = _check("ps_population", rows).quarantine.set_index("row_number")["reason"]
+    assert "(data rows 1, 3)" in reasons[1] and "(data rows 1, 3)" in reasons[3]
