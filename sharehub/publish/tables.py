@@ -1,21 +1,30 @@
-"""Build, check and swap in the shared tables as one numbered version.
+"""Build, validate and swap in the shared tables as one numbered version (write-audit-publish).
 
 Why build-then-swap inside one transaction: DuckDB transactions are atomic, so a failed
-check rolls everything back and subscribers keep the previous version (invariant 4).
+validation rolls everything back and subscribers keep the previous version (invariant 4).
 Why a content hash: publishing the same input twice must change nothing (invariant 2),
 so a candidate identical to the published version does not become a new version.
+
+Adding a shared table is one entry in ``_CANDIDATES`` (name → SELECT) plus its contract
+``contracts/shared_<name>.yaml``: the expectations, the row-count bound, the PostgreSQL
+table and the department views all come from the contract.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 
+from linkage.houses import HOUSE_CANDIDATES
 from sharehub.errors import PublishAborted
+from sharehub.publish import expectations
+from sharehub.publish.contract import shared_contract
 from sharehub.publish.golden import golden_person_sql
+from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +39,38 @@ CREATE TABLE IF NOT EXISTS audit.publish_versions (
 )
 """
 
+# Civil-affairs benefits: the current version of every recipient record (one per person per
+# benefit), inactive ones (left the rolls) included. LEFT JOIN: a record without a person id
+# must fail the person_id expectation, not vanish.
+_BENEFITS = """
+    SELECT 'ca_recipients:' || c.recipient_no AS record_id, p.person_id, c.benefit_type,
+           c.monthly_amount, c.status, c.registered_on, c.record_status, c.batch_id
+    FROM staging.ca_recipients c
+    LEFT JOIN linkage.person_ids p ON p.record_id = 'ca_recipients:' || c.recipient_no
+    WHERE c.is_current
+    ORDER BY record_id
+"""
+
+# Health key-population tags: the ;-separated field of every current, not deleted health
+# record, one row per person and tag with the records that carry it.
+_HEALTH_TAGS = """
+    SELECT p.person_id, t.tag,
+           list(DISTINCT t.record_id ORDER BY t.record_id) AS source_records,
+           max(t.updated_at) AS updated_at
+    FROM (
+        SELECT 'hw_ehr_person:' || h.record_id AS record_id, h.updated_at,
+               trim(unnest(string_split(replace(h.key_population, '；', ';'), ';'))) AS tag
+        FROM staging.hw_ehr_person h
+        WHERE h.is_current AND h.record_status = 'active' AND h.key_population IS NOT NULL
+    ) t
+    LEFT JOIN linkage.person_ids p ON p.record_id = t.record_id
+    WHERE t.tag <> ''
+    GROUP BY p.person_id, t.tag
+    ORDER BY p.person_id, t.tag
+"""
+
 # What each shared table is built from. person_xref: one row per staged person record.
-_CANDIDATES = {
+_CANDIDATES: dict[str, str] = {
     "person_xref": """
         SELECT p.person_id, r.feed, r.source_key, r.record_id,
                m.match_probability, r.record_status, r.batch_id
@@ -50,33 +89,11 @@ _CANDIDATES = {
         SELECT old_person_id, new_person_id, kind, run_id, changed_at, records
         FROM linkage.person_id_changes
     """,
-}
-
-# Checks on each candidate: (description, SQL returning offending example rows).
-_CHECKS = {
-    "person_xref": [
-        ("record_id is unique", "SELECT record_id, count(*) n FROM {t} GROUP BY 1 HAVING n > 1"),
-        ("person_id is not null", "SELECT record_id FROM {t} WHERE person_id IS NULL"),
-        (
-            "match_probability lies in [0, 1]",
-            "SELECT record_id, match_probability FROM {t} "
-            "WHERE match_probability < 0 OR match_probability > 1",
-        ),
-        (
-            "every staged person record is cross-referenced",
-            "SELECT r.record_id FROM staging.person_records r "
-            "ANTI JOIN {t} x ON x.record_id = r.record_id",
-        ),
-    ],
-    "person": [
-        ("person_id is unique", "SELECT person_id, count(*) n FROM {t} GROUP BY 1 HAVING n > 1"),
-        (
-            "every person has a cross-reference",
-            "SELECT p.person_id FROM {t} p ANTI JOIN shared.person_xref__candidate x "
-            "ON x.person_id = p.person_id",
-        ),
-    ],
-    "person_id_changes": [],
+    "benefits": _BENEFITS,
+    "health_tags": _HEALTH_TAGS,
+    # house, residence (linkage/houses.py). Its HOUSE_CHECKS are all expressed by
+    # contracts/shared_house.yaml and shared_residence.yaml and run as expectations.
+    **HOUSE_CANDIDATES,
 }
 
 
@@ -88,60 +105,82 @@ class PublishResult:
     created: bool
     persons: int
     records: int
+    published_at: datetime | None = None
 
 
 def _candidate(name: str) -> str:
     return f"shared.{name}__candidate"
 
 
+def sources(sql: str) -> set[str]:
+    """Schema-qualified tables a candidate SELECT reads (DuckDB's parser; aliases dropped)."""
+    found = duckdb.get_table_names(sql, qualified=True)
+    return {re.split(r"\s+AS\s+", name, flags=re.IGNORECASE)[0].strip() for name in found if "." in name}
+
+
+def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
+    contract = shared_contract(name)
+    missing = sorted(t for t in sources(sql) if not table_exists(con, t))
+    if not missing:
+        con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS {sql}")
+        return
+    if contract.when_source_missing != "empty":
+        raise PublishAborted(
+            f"shared.{name} cannot be built: {', '.join(missing)} do(es) not exist; run the "
+            "stages that write them (sharehub run) before publishing",
+            missing=missing,
+        )
+    log.warning("shared.%s published empty: %s do(es) not exist yet", name, ", ".join(missing))
+    columns = ", ".join(f"{expectations.quote(c.name)} {c.duckdb_type}" for c in contract.columns)
+    con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} ({columns})")
+
+
+def _previous_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
+    return {
+        name: int(one(con, f"SELECT count(*) FROM shared.{name}")[0])
+        if table_exists(con, f"shared.{name}") else None
+        for name in _CANDIDATES
+    }
+
+
 def _content_hash(con: duckdb.DuckDBPyConnection) -> int:
     parts = []
     for name in _CANDIDATES:
-        row = con.execute(
-            f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {_candidate(name)} t"
-        ).fetchone()
-        parts.append(int(row[0]) if row else 0)
-    row = con.execute("SELECT hash(?::UBIGINT[])", [parts]).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _check(con: duckdb.DuckDBPyConnection) -> None:
-    failures = []
-    for name, checks in _CHECKS.items():
-        for description, sql in checks:
-            examples = con.execute(sql.format(t=_candidate(name)) + " LIMIT 5").fetchall()
-            if examples:
-                failures.append(f"shared.{name}: {description} failed, e.g. {examples}")
-    if failures:
-        raise PublishAborted(
-            "candidate version failed validation; the previous version stays published: "
-            + "; ".join(failures),
-            failures=failures,
-        )
+        parts.append(int(one(con, f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {_candidate(name)} t")[0]))
+    return int(one(con, "SELECT hash(?::UBIGINT[])", [parts])[0])
 
 
 def publish(con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime | None = None) -> PublishResult:
-    """Build candidates, validate them, and swap them in as a new version if they changed."""
+    """Build candidates, validate them against their contracts, swap them in if they changed.
+
+    A candidate that fails any expectation raises :class:`PublishAborted` whose
+    ``details["failures"]`` lists every failure (table, expectation, column, examples);
+    the transaction is rolled back, so the shared tables and ``audit.publish_versions``
+    are exactly as before.
+    """
     now = now or datetime.now()
     con.execute(_VERSIONS_DDL)
     con.execute("BEGIN TRANSACTION")
     try:
+        previous = _previous_rows(con)
         for name, sql in _CANDIDATES.items():
-            con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS {sql}")
-        _check(con)
+            _build(con, name, sql)
+        expectations.check(con, _CANDIDATES, _candidate, previous)
         digest = _content_hash(con)
-        counts = con.execute(
+        persons, records = one(
+            con,
             f"SELECT (SELECT count(*) FROM {_candidate('person')}), "
-            f"(SELECT count(*) FROM {_candidate('person_xref')})"
-        ).fetchone()
-        persons, records = (int(counts[0]), int(counts[1])) if counts else (0, 0)
-        last = con.execute(
-            "SELECT version, content_hash FROM audit.publish_versions ORDER BY version DESC LIMIT 1"
-        ).fetchone()
+            f"(SELECT count(*) FROM {_candidate('person_xref')})",
+        )
+        versions = con.execute(
+            "SELECT version, content_hash, published_at FROM audit.publish_versions "
+            "ORDER BY version DESC LIMIT 1"
+        ).fetchall()
+        last = versions[0] if versions else None
         if last is not None and int(last[1]) == digest:
             con.execute("ROLLBACK")
             log.info("candidate equals published version %s; nothing to publish", last[0])
-            return PublishResult(int(last[0]), False, persons, records)
+            return PublishResult(int(last[0]), False, persons, records, last[2])
         version = (int(last[0]) if last else 0) + 1
         for name in _CANDIDATES:
             con.execute(f"CREATE OR REPLACE TABLE shared.{name} AS SELECT * FROM {_candidate(name)}")
@@ -155,4 +194,4 @@ def publish(con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime | None
         con.execute("ROLLBACK")
         raise
     log.info("published version %s: %s persons, %s records", version, persons, records)
-    return PublishResult(version, True, persons, records)
+    return PublishResult(version, True, persons, records, now)

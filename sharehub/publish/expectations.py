@@ -1,0 +1,358 @@
+"""Great Expectations suites derived from the shared-table contracts, run on pandas batches.
+
+Why derived: the contract is the single source of what a shared table must satisfy, so the
+suite is rebuilt from it on every publication (required → not null, unique/primaryKey →
+unique, duplicateValues → compound key, enum → accepted values, minimum/maximum → range,
+relationships → referential integrity, rowCount → bound against the previous version);
+nothing is restated by hand.
+
+Why pandas batches: Great Expectations does not validate DuckDB through duckdb-engine
+reliably (DESIGN.md), and the candidates are built in an open DuckDB transaction that no
+second connection could see anyway. Each candidate is read once into a DataFrame.
+
+Why referential integrity is computed in DuckDB: an expectation looks at one batch, while
+a foreign key spans two tables. DuckDB joins them and adds, per row, the key that finds no
+match (an "orphan" column, NULL when the row is fine); the suite expects that column to be
+null, so the unexpected values GE reports are the offending keys themselves. Links whose
+source is a warehouse table (every staged record must be cross-referenced) get a batch of
+their own holding only the orphans.
+
+Great Expectations is imported lazily (about 3 s): only publication pays for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from sharehub.errors import PublishAborted
+from sharehub.publish.contract import Link, SharedContract, shared_contract
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.expectations.expectation import Expectation
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = 5
+Relation = Callable[[str], str]
+"""Maps a shared table name to the relation holding the version being validated."""
+
+
+@dataclass(frozen=True)
+class ExpectationFailure:
+    """One failed expectation: where, what, how many rows, and a few of them."""
+
+    table: str
+    expectation: str
+    description: str
+    column: str | None
+    unexpected_count: int | None
+    examples: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
+        return f"shared.{self.table}: {self.description} failed{count}, e.g. {list(self.examples)}"
+
+
+def orphan_column(index: int) -> str:
+    """Name of the computed column holding the unmatched key of the table's ``index``-th link."""
+    return f"_orphan_{index}"
+
+
+def own_links(contract: SharedContract) -> list[Link]:
+    """Links whose rows are the table's own rows (checked on the table's batch)."""
+    return [link for link in contract.links if link.source.shared and link.source.table == contract.name]
+
+
+def coverage_links(contract: SharedContract) -> list[Link]:
+    """Links from a warehouse table into this one (checked on a batch of their own)."""
+    return [link for link in contract.links if link not in own_links(contract)]
+
+
+def _gx() -> Any:
+    """Import Great Expectations (lazily: about 3 s) with its INFO chatter silenced.
+
+    GE logs a line per expectation and per registered method at INFO; the hub's INFO log
+    stays readable unless someone configured GE's logger on purpose.
+    """
+    ge_log = logging.getLogger("great_expectations")
+    if ge_log.level == logging.NOTSET:
+        ge_log.setLevel(logging.WARNING)
+    import great_expectations as gx
+    import great_expectations.expectations  # gx.expectations is a submodule
+
+    # This one module sets its own logger to INFO and logs a temporary path per context.
+    base = logging.getLogger("great_expectations.data_context.types.base")
+    if base.level == logging.INFO and ge_log.level >= logging.WARNING:
+        base.setLevel(logging.NOTSET)
+    return gx
+
+
+def _gxe() -> Any:
+    return _gx().expectations
+
+
+def _meta(description: str, column: str | None, rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a failure report needs: the rule in words, the contract column(s), and the
+    reader-facing name of a computed column appearing in the examples."""
+    return {"description": description, "column": column, "rename": rename or {}}
+
+
+def column_expectations(contract: SharedContract) -> list[Expectation]:
+    """Expectations on the table's own columns, in contract order."""
+    gxe = _gxe()
+    found: list[Expectation] = []
+    for col in contract.columns:
+        name = col.name
+        if col.required:
+            found.append(gxe.ExpectColumnValuesToNotBeNull(
+                column=name, meta=_meta(f"{name} is not null", name)))
+        if col.unique:
+            found.append(gxe.ExpectColumnValuesToBeUnique(
+                column=name, meta=_meta(f"{name} is unique", name)))
+        if col.valid_values:
+            values = list(col.valid_values)
+            found.append(gxe.ExpectColumnValuesToBeInSet(
+                column=name, value_set=values, meta=_meta(f"{name} is one of {values}", name)))
+        if col.minimum is not None or col.maximum is not None:
+            found.append(gxe.ExpectColumnValuesToBeBetween(
+                column=name, min_value=col.minimum, max_value=col.maximum,
+                meta=_meta(f"{name} lies in [{col.minimum}, {col.maximum}]", name)))
+    for key in contract.compound_keys:
+        found.append(gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=list(key), meta=_meta(f"({', '.join(key)}) is unique", ", ".join(key))))
+    return found
+
+
+def build_suite(contract: SharedContract, *, previous_rows: int | None = None) -> ExpectationSuite:
+    """The suite for the table's own batch (its columns plus one orphan column per own link).
+
+    ``previous_rows`` is the published version's row count; without one (first version, or
+    an empty previous table) the rowCount bound has nothing to compare with and is skipped.
+    """
+    gx = _gx()
+    gxe = gx.expectations
+    links = own_links(contract)
+    orphans = [orphan_column(i) for i in range(len(links))]
+    expectations = [gxe.ExpectTableColumnsToMatchOrderedList(
+        column_list=[*contract.names, *orphans],
+        meta=_meta(f"columns are the contract's {list(contract.names)}", None))]
+    expectations += column_expectations(contract)
+    for link, orphan in zip(links, orphans, strict=True):
+        expectations.append(gxe.ExpectColumnValuesToBeNull(column=orphan, meta=_meta(
+            link.description, ", ".join(link.source.columns), {orphan: f"not in {link.target}"})))
+    bound = contract.row_count
+    if bound is not None and previous_rows:
+        low, high = bound.bounds(previous_rows)
+        expectations.append(gxe.ExpectTableRowCountToBeBetween(
+            min_value=low, max_value=high,
+            meta=_meta(f"row count lies in [{low}, {high}]: {bound.min_change_pct:+g}%..."
+                       f"{bound.max_change_pct:+g}% (±{bound.tolerance_rows} rows) of the "
+                       f"previous version's {previous_rows}", None)))
+    return gx.ExpectationSuite(name=f"shared.{contract.name}", expectations=expectations)
+
+
+def coverage_suite(link: Link) -> ExpectationSuite:
+    """The suite for a coverage batch: its single orphan column must be all null."""
+    gx = _gx()
+    return gx.ExpectationSuite(name=f"coverage {link.source} → {link.target}", expectations=[
+        gx.expectations.ExpectColumnValuesToBeNull(
+            column=orphan_column(0), meta=_meta(link.description, ", ".join(link.source.columns)))])
+
+
+def quote(name: str) -> str:
+    """A column name as a quoted SQL identifier (contract names such as role, value, usage)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _relation(table: str, shared: bool, relation: Relation) -> str:
+    return relation(table) if shared else table
+
+
+def _orphan_sql(link: Link, alias: str, target: str, index: int) -> tuple[str, str]:
+    """(JOIN clause, orphan expression) for one link of rows aliased ``alias``."""
+    keys = [f"k{i}" for i in range(len(link.target.columns))]
+    picks = ", ".join(f"{quote(c)} AS {k}" for c, k in zip(link.target.columns, keys, strict=True))
+    on = " AND ".join(f"o{index}.{k} = {alias}.{quote(c)}"
+                      for k, c in zip(keys, link.source.columns, strict=True))
+    join = f"LEFT JOIN (SELECT DISTINCT {picks} FROM {target}) o{index} ON {on}"
+    present = " AND ".join(f"{alias}.{quote(c)} IS NOT NULL" for c in link.source.columns)
+    if len(link.source.columns) == 1:
+        value = f"CAST({alias}.{quote(link.source.columns[0])} AS VARCHAR)"
+    else:
+        value = "concat_ws(', ', " + ", ".join(
+            f"'{c}=' || CAST({alias}.{quote(c)} AS VARCHAR)" for c in link.source.columns) + ")"
+    return join, f"CASE WHEN {present} AND o{index}.k0 IS NULL THEN {value} END"
+
+
+def batch_sql(contract: SharedContract, relation: Relation) -> str:
+    """SELECT yielding the table's batch: every row and column, plus the orphan columns.
+
+    ``t.*`` rather than the contract's columns: an extra or missing column must fail the
+    column-list expectation with a readable message, not the SELECT.
+    """
+    joins, orphans = [], []
+    for i, link in enumerate(own_links(contract)):
+        target = _relation(link.target.table, link.target.shared, relation)
+        join, expr = _orphan_sql(link, "t", target, i)
+        joins.append(join)
+        orphans.append(f"{expr} AS {orphan_column(i)}")
+    select = ", ".join(["t.*", *orphans])
+    return f"SELECT {select} FROM {relation(contract.name)} t " + " ".join(joins)
+
+
+def coverage_sql(link: Link, relation: Relation) -> str:
+    """SELECT yielding only the source rows that find no match in the target."""
+    source = _relation(link.source.table, link.source.shared, relation)
+    target = _relation(link.target.table, link.target.shared, relation)
+    join, expr = _orphan_sql(link, "s", target, 0)
+    return (f"SELECT * FROM (SELECT {expr} AS {orphan_column(0)} FROM {source} s {join}) "
+            f"WHERE {orphan_column(0)} IS NOT NULL")
+
+
+def type_failures(
+    con: duckdb.DuckDBPyConnection, contract: SharedContract, relation: Relation
+) -> list[ExpectationFailure]:
+    """Columns whose DuckDB type differs from the contract's physicalType.
+
+    Checked in DuckDB, not by GE: a pandas batch has lost the SQL types (DECIMAL becomes
+    float, DATE becomes datetime), and the PostgreSQL tables are created from these types.
+    """
+    actual = {row[0]: row[1] for row in con.execute(f"DESCRIBE {relation(contract.name)}").fetchall()}
+    wrong = [
+        {"column": c.name, "expected": c.duckdb_type, "found": actual[c.name]}
+        for c in contract.columns
+        if c.name in actual and actual[c.name] != c.duckdb_type
+    ]
+    if not wrong:
+        return []
+    return [ExpectationFailure(contract.name, "column_types_match_contract",
+                               "column types are the contract's physicalType",
+                               ", ".join(w["column"] for w in wrong), len(wrong), tuple(wrong))]
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and NaN as plain Python, so failures print and serialise cleanly."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            return value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _examples(result: Mapping[str, Any], rename: Mapping[str, str]) -> tuple[Any, ...]:
+    # With index columns GE lists the offending rows as dicts of key and value; without
+    # them it lists pandas positions, which mean nothing to a reader: use the values then.
+    rows = result.get("partial_unexpected_index_list")
+    if not rows or not isinstance(rows[0], dict):
+        rows = result.get("partial_unexpected_list")
+    if rows is None:
+        return (_plain(result.get("observed_value")),) if "observed_value" in result else ()
+    unique: dict[str, Any] = {}
+    for row in rows:
+        row = _plain(row)
+        if isinstance(row, dict):
+            row = {rename.get(k, k): v for k, v in row.items()}
+        unique.setdefault(repr(row), row)
+    return tuple(list(unique.values())[:EXAMPLES])
+
+
+def _failures(table: str, suite_result: Any) -> list[ExpectationFailure]:
+    found = []
+    for res in suite_result.results:
+        if res.success:
+            continue
+        config = res.expectation_config
+        meta = config.meta or {}
+        examples = _examples(res.result or {}, meta.get("rename") or {})
+        info = res.exception_info or {}
+        if info.get("raised_exception"):
+            examples = (str(info.get("exception_message")),)
+        found.append(ExpectationFailure(
+            table=table,
+            expectation=config.type,
+            description=str(meta.get("description") or config.type),
+            column=meta.get("column"),
+            unexpected_count=(res.result or {}).get("unexpected_count"),
+            examples=examples,
+        ))
+    return found
+
+
+def _context() -> Any:
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context.data_sources.add_pandas("sharehub_candidates")
+
+
+def _run(source: Any, name: str, frame: Any, suite: ExpectationSuite, index: Iterable[str]) -> Any:
+    batch = (source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
+             .get_batch(batch_parameters={"dataframe": frame}))
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+    if index:
+        result_format["unexpected_index_column_names"] = list(index)
+    return batch.validate(suite, result_format=result_format)
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    relation: Relation,
+    previous_rows: Mapping[str, int | None] | None = None,
+) -> list[ExpectationFailure]:
+    """Run every table's contract suite on its batch; return all failures (lazy: none stop early)."""
+    names = list(names)
+    started = time.perf_counter()
+    source = _context()
+    previous_rows = previous_rows or {}
+    failures: list[ExpectationFailure] = []
+    checked = 0
+    for name in names:
+        contract = shared_contract(name)
+        failures += type_failures(con, contract, relation)
+        frame = con.execute(batch_sql(contract, relation)).df()
+        suite = build_suite(contract, previous_rows=previous_rows.get(name))
+        failures += _failures(name, _run(source, name, frame, suite, contract.key))
+        checked += len(suite.expectations)
+        for i, link in enumerate(coverage_links(contract)):
+            orphans = con.execute(coverage_sql(link, relation)).df()
+            failures += _failures(name, _run(source, f"{name}_coverage_{i}", orphans,
+                                             coverage_suite(link), ()))
+            checked += 1
+    log.info("validated %d expectations on %s in %.2f s: %d failed", checked, ", ".join(names),
+             time.perf_counter() - started, len(failures))
+    return failures
+
+
+def check(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    relation: Relation,
+    previous_rows: Mapping[str, int | None] | None = None,
+) -> None:
+    """Validate and raise :class:`PublishAborted` listing every failure with examples."""
+    names = list(names)
+    failures = validate(con, names, relation, previous_rows)
+    if failures:
+        raise PublishAborted(
+            f"candidate version failed {len(failures)} expectation(s); the previous version stays "
+            "published: " + "; ".join(str(f) for f in failures)
+            + ". Fix the delivery or the linkage (or amend the contract in contracts/shared_*.yaml "
+            "if the rule is wrong) and publish again.",
+            failures=failures,
+        )
