@@ -12,10 +12,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from sharehub.generate.damage import Damage
 from sharehub.generate.dwellings import render, variant
 from sharehub.generate.evolve import Events
 from sharehub.generate.layouts import (
     C_ADDR,
+    C_NAME,
     C_PHONE,
     C_STATUS,
     DELETE,
@@ -62,6 +64,7 @@ class Day2Rows:
     new: list[Record] = field(default_factory=list)
     new_feeds: list[str] = field(default_factory=list)
     changes: dict[str, dict[str, int]] = field(default_factory=dict)
+    stale_names: set[tuple[str, str]] = field(default_factory=set)
 
     def add_new(self, feed: str, record: Record) -> None:
         self.new.append(record)
@@ -115,10 +118,10 @@ def _population(state: ChunkState, ev: Events, rng: random.Random, ctx: Context,
             _count(out.changes, POPULATION, UPDATE)
     for p in ev.newcomers:
         if p.in_pop:
-            key = state.keys.population()
-            row = population_row(p, key, rng, ctx.rates)
+            key, damage = state.keys.population(), Damage()
+            row = population_row(p, key, rng, ctx.rates, damage)
             row[P_UPDATED] = stamp(rng)
-            rec = Record(key, p, row)
+            rec = Record(key, p, row, damage=damage)
             rows.append(rec)
             out.add_new(POPULATION, rec)
             _count(out.changes, POPULATION, INSERT)
@@ -155,9 +158,10 @@ def _housing(state: ChunkState, ev: Events, rng: random.Random, ctx: Context,
         _count(out.changes, HOUSING, DELETE)
     for d in ev.dwellings_new:
         assert d.owner is not None
-        row = housing_row(d, rng, ctx.rates)
+        damage = Damage()
+        row = housing_row(d, rng, ctx.rates, damage)
         row[H_UPDATED] = day2_stamp(rng)
-        rec = Record(d.code, d.owner, row)
+        rec = Record(d.code, d.owner, row, damage=damage)
         rows.append(rec)
         out.add_new(HOUSING, rec)
         _count(out.changes, HOUSING, INSERT)
@@ -199,10 +203,10 @@ def _recipients(state: ChunkState, ev: Events, rng: random.Random, ctx: Context,
                    else rng.choice(("低保", "临时救助")))
         if benefit in p.benefits:
             continue
-        key = state.keys.recipient()
-        row = recipient_row(p, benefit, key, rng, rates, relatives)
+        key, damage = state.keys.recipient(), Damage()
+        row = recipient_row(p, benefit, key, rng, rates, relatives, damage)
         row[C_STATUS] = "在保"
-        rec = Record(key, p, row)
+        rec = Record(key, p, row, damage=damage)
         rows.append(rec)
         out.add_new(RECIPIENTS, rec)
         _count(out.changes, RECIPIENTS, "new")
@@ -249,11 +253,11 @@ def _health(state: ChunkState, ev: Events, rng: random.Random, ctx: Context,
                    if p.health == 0 and not (p.dead or p.left)
                    and rng.random() < rates.day2_health_new]
     for p in [p for p in ev.newcomers if p.health] + registering:
-        key = state.keys.health()
+        key, damage = state.keys.health(), Damage()
         row = health_row(p, key, rng, rates, ctx.doctors, second=False,
-                         estates_total=ctx.estates_total, salt=ctx.estate_salt)
+                         estates_total=ctx.estates_total, salt=ctx.estate_salt, damage=damage)
         row[E_DELETED], row[E_UPDATED] = 0, day2_stamp(rng)
-        rec = Record(key, p, row)
+        rec = Record(key, p, row, damage=damage)
         rows.append(rec)
         out.add_new(HEALTH, rec)
         _count(out.changes, HEALTH, "new")
@@ -268,4 +272,25 @@ def day2_rows(state: ChunkState, ev: Events, ctx: Context, rng: random.Random) -
     out.records[HOUSING] = _housing(state, ev, rng, ctx, out)
     out.records[RECIPIENTS] = _recipients(state, ev, rng, ctx, out)
     out.records[HEALTH] = _health(state, ev, rng, ctx, out)
+    out.stale_names = _stale_names(state, ev, out)
     return out
+
+
+_NAME_COLUMN = {POPULATION: P_NAME, HOUSING: H_OWNER_NAME, RECIPIENTS: C_NAME, HEALTH: E_NAME}
+
+
+def _stale_names(state: ChunkState, ev: Events, out: Day2Rows) -> set[tuple[str, str]]:
+    """``(feed, key)`` of day-1 records of persons renamed on day 2 that still carry the
+    old name after day 2 (not re-delivered, or re-delivered unchanged): for the truth,
+    their damage gains ``name_change``."""
+    renamed = {id(p) for p in ev.renamed}
+    if not renamed:
+        return set()
+    now = {(feed, r.key): r.row[col] for feed, col in _NAME_COLUMN.items()
+           for r in out.records[feed]}
+    return {
+        (feed, r.key)
+        for feed, col in _NAME_COLUMN.items()
+        for r in state.records[feed]
+        if id(r.person) in renamed and now.get((feed, r.key), r.row[col]) != r.person.name
+    }

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.places import (
     CITY,
     DISTRICT,
@@ -136,12 +137,20 @@ def render(d: Dwelling, style: str = "full", prefix: str = PREFIX, street: bool 
     return f"{head}{e.name}{xq}{d.building}号楼{d.unit}单元{d.room}室"
 
 
-def variant(d: Dwelling, rng: random.Random, p_variant: float) -> str:
-    """The address as a person or clerk writes it: a random style and prefix."""
+def variant(d: Dwelling, rng: random.Random, p_variant: float,
+            damage: Damage | None = None) -> str:
+    """The address as a person or clerk writes it: a random style and prefix.
+
+    Recorded as ``address_format`` when the style is not the full one or the prefix is
+    an abbreviation; the full style with or without the city prefix is the norm.
+    """
     if rng.random() >= p_variant:
         return render(d, "full", rng.choice((PREFIX, "")))
     style = rng.choice(("dash", "dong", "short", "full"))
-    return render(d, style, rng.choice(_PREFIXES), street=rng.random() < 0.1)
+    prefix = rng.choice(_PREFIXES)
+    if style != "full" or prefix not in (PREFIX, ""):
+        note(damage, "address", "address_format")
+    return render(d, style, prefix, street=rng.random() < 0.1)
 
 
 def elsewhere_in_district(rng: random.Random, estates_total: int, salt: int) -> str:

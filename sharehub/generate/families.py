@@ -77,6 +77,7 @@ def _twin(f: PersonFactory, father: Person, mother: Person, first: Person, sex: 
     if twin.name == first.name:  # identical full names would be a different hard case
         twin.name = twin.surname + base[:1] + rng.choice("一二大小")
     twin.former_name = None
+    first.twin, twin.twin = twin, first
     return twin
 
 

@@ -18,6 +18,7 @@ import random
 from array import array
 from datetime import date
 
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.places import REGION_CODES
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -113,20 +114,29 @@ def passport(index: int, salt: int, rng: random.Random) -> str:
     return f"{prefix}{tail:08d}"
 
 
-def damage_id(value: str, rng: random.Random) -> str:
-    """One clerical error: wrong check character, one-digit typo or a transposition."""
+def damage_id(value: str, rng: random.Random, damage: Damage | None = None) -> str:
+    """One clerical error: wrong check character, one-digit typo or a transposition.
+
+    ``damage`` (if given) has its ``id`` field replaced by the kind of error made.
+    """
     kind = rng.randrange(3)
+    if damage is not None:
+        damage.replace("id")
     if kind == 0:
         wrong = [c for c in _CHECK if c != value[17]]
+        note(damage, "id", "id_check_digit")
         return value[:17] + rng.choice(wrong)
     if kind == 1:
         pos = rng.randrange(6, 17)
         digit = str((int(value[pos]) + rng.randrange(1, 10)) % 10)
+        note(damage, "id", "id_typo")
         return value[:pos] + digit + value[pos + 1 :]
     for _ in range(8):
         pos = rng.randrange(0, 16)
         if value[pos] != value[pos + 1]:
+            note(damage, "id", "id_transposed")
             return value[:pos] + value[pos + 1] + value[pos] + value[pos + 2 :]
+    note(damage, "id", "id_check_digit")
     return value[:17] + ("0" if value[17] != "0" else "1")
 
 

@@ -8,9 +8,11 @@ reader of its output should take them from here rather than retype them.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from sharehub.generate.damage import Damage
 
 if TYPE_CHECKING:
     from sharehub.generate.people import Person
@@ -71,12 +73,13 @@ def extracted_at(feed: str, day: int) -> str:
 
 @dataclass(eq=False, slots=True)
 class Record:
-    """One delivered row and the true person it describes (for truth.csv)."""
+    """One delivered row, the true person it describes and what was done to it (truth.csv)."""
 
     key: str
     person: Person
     row: list[Any]
     second: bool = False  # a duplicate registration or a second clinic's record
+    damage: Damage = field(default_factory=Damage)
 
 
 _HISTORY_START = datetime(2015, 1, 1)

@@ -55,6 +55,7 @@ class Person:
     former_name: str | None = None
     household: Household | None = None
     mother: Person | None = None
+    twin: Person | None = None
     disabled: bool = False
     resident: bool = True
     hukou: str = ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from sharehub.generate.damage import Damage
 from sharehub.generate.idnumbers import IdAllocator, KeyFactory
 from sharehub.generate.layouts import HEALTH, HOUSING, POPULATION, RECIPIENTS, Record
 from sharehub.generate.rates import ErrorRates
@@ -57,13 +58,32 @@ class ChunkState:
     keys: KeyFactory
     records: dict[str, list[Record]]
 
-    def truth(self) -> list[tuple[str, str, str]]:
-        """``(feed, source_key, true_person_id)`` for every day-1 record of the chunk."""
-        return [
-            (feed, r.key, r.person.pid)
-            for feed in (POPULATION, HOUSING, RECIPIENTS, HEALTH)
-            for r in self.records[feed]
-        ]
+    def truth(self, stale_names: set[tuple[str, str]] | None = None) -> list[TruthRow]:
+        """The truth.csv row of every day-1 record of the chunk.
+
+        ``stale_names`` (from day 2) lists records whose person was renamed since and
+        which still carry the old name: their damage gains ``name_change``.
+        """
+        stale = stale_names or set()
+        rows = []
+        for feed in (POPULATION, HOUSING, RECIPIENTS, HEALTH):
+            for r in self.records[feed]:
+                damage = r.damage
+                if (feed, r.key) in stale:
+                    damage = damage.copy()
+                    damage.add("name", "name_change")
+                rows.append(truth_row(feed, r, damage))
+        return rows
+
+
+TruthRow = tuple[str, str, str, str, str]
+
+
+def truth_row(feed: str, record: Record, damage: Damage | None = None) -> TruthRow:
+    """``(feed, source_key, true_person_id, twin_of, damage)`` of one record."""
+    p = record.person
+    twin = p.twin.pid if p.twin is not None else ""
+    return (feed, record.key, p.pid, twin, str(record.damage if damage is None else damage))
 
 
 def day1_state(ctx: Context, index: int) -> ChunkState:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.dwellings import variant
 from sharehub.generate.idnumbers import KeyFactory, excel_float, excel_sci_text, legacy_15
 from sharehub.generate.layouts import Record
@@ -52,38 +53,52 @@ class Relatives:
 
 
 def ca_id(p: Person, guardian: Person | None, rng: random.Random,
-          rates: ErrorRates) -> str | float | None:
+          rates: ErrorRates, damage: Damage | None = None) -> str | float | None:
     """The 身份证号 cell: right, legacy, lowercase x, blank, or damaged by Excel."""
     if guardian is not None and rng.random() < rates.ca_guardian_id:
+        note(damage, "id", "guardian_id")
         return guardian.id_no
     if rng.random() < rates.ca_id_blank:
+        note(damage, "id", "id_missing")
         return None
     value = p.id_no
     if p.category == FOREIGN:
         return value
     if p.birth.year < 1985 and rng.random() < rates.ca_id_legacy * 2:
+        note(damage, "id", "id_15digit")
         return legacy_15(value)
     r = rng.random()
     if r < rates.ca_id_float:
-        return excel_float(value) or value
+        excel = excel_float(value)
+        if excel is not None:
+            note(damage, "id", "id_excel")
+        return excel or value
     r -= rates.ca_id_float
     if r < rates.ca_id_sci_text:
-        return excel_sci_text(value) or value
+        text = excel_sci_text(value)
+        if text is not None:
+            note(damage, "id", "id_excel")
+        return text or value
     r -= rates.ca_id_sci_text
     if r < rates.ca_id_lost_digits:
+        note(damage, "id", "id_excel")
         return value[:15] + "000" if rng.random() < 0.5 else value[:17]
     if value.endswith("X") and rng.random() < rates.ca_id_lower_x:
         value = value[:17] + "x"
+        note(damage, "id", "id_lower_x")
     if rng.random() < 0.01:
         value = fullwidth(value)
+        note(damage, "id", "fullwidth")
     return value
 
 
-def ca_birth(birth: date, rng: random.Random, rates: ErrorRates) -> str | date:
+def ca_birth(birth: date, rng: random.Random, rates: ErrorRates,
+             damage: Damage | None = None) -> str | date:
     """出生年月 as typed: ``1948-03``, ``1948年3月``, ``194803``, ``1948.3`` or a date cell."""
     if rng.random() < rates.ca_birth_date_cell:
         return birth
     y, m = birth.year, birth.month
+    note(damage, "birth", "birth_format")
     return rng.choices(
         (f"{y}-{m:02d}", f"{y}年{m}月", f"{y}{m:02d}", f"{y}.{m}"), weights=(45, 28, 20, 7)
     )[0]
@@ -97,7 +112,7 @@ def registered_on(p: Person, rng: random.Random) -> date:
 
 
 def recipient_row(p: Person, benefit: str, key: str, rng: random.Random, rates: ErrorRates,
-                  relatives: Relatives) -> list[object]:
+                  relatives: Relatives, damage: Damage | None = None) -> list[object]:
     """One roster row for one benefit of one person."""
     guardian = relatives.guardian(p, rng)
     hh = p.household
@@ -109,20 +124,28 @@ def recipient_row(p: Person, benefit: str, key: str, rng: random.Random, rates: 
         contact = guardian.mobile
     elif hh is not None and rng.random() < rates.ca_relative_phone:
         contact = hh.contact_phone(rng.choice(hh.members)) or own
-    name = p.former_name if p.former_name and rng.random() < 0.3 else p.name
+    if not contact:
+        note(damage, "phone", "phone_missing")
+    elif contact != p.mobile:
+        is_guardians = guardian is not None and contact == guardian.mobile
+        note(damage, "phone", "guardian_phone" if is_guardians else "relative_phone")
+    name = p.name
+    if p.former_name and rng.random() < 0.3:
+        name = p.former_name
+        note(damage, "name", "name_change")
     hukou = p.hukou[3:] if p.hukou.startswith("北京市") and rng.random() < 0.5 else p.hukou
     home = ""
     if hh is not None and hh.dwelling is not None:
-        home = variant(hh.dwelling, rng, min(1.0, rates.address_variant + 0.2))
+        home = variant(hh.dwelling, rng, min(1.0, rates.address_variant + 0.2), damage)
     return [
         key,
-        hand_typed(name, rng, rates),
-        ca_id(p, guardian, rng, rates),
+        hand_typed(name, rng, rates, damage),
+        ca_id(p, guardian, rng, rates, damage),
         SEX[p.sex],
-        ca_birth(p.birth, rng, rates),
+        ca_birth(p.birth, rng, rates, damage),
         hukou,
         home,
-        phone_variant(contact, rng, rates.phone_variant) or "",
+        phone_variant(contact, rng, rates.phone_variant, damage) or "",
         benefit,
         benefit_amount(benefit, p.age, rng),
         hand_typed(guardian.name, rng, rates) if guardian else "",
@@ -138,6 +161,7 @@ def recipient_records(persons: list[Person], keys: KeyFactory, rng: random.Rando
     out: list[Record] = []
     for p in persons:
         for benefit in p.benefits:
-            key = keys.recipient()
-            out.append(Record(key, p, recipient_row(p, benefit, key, rng, rates, relatives)))
+            key, damage = keys.recipient(), Damage()
+            row = recipient_row(p, benefit, key, rng, rates, relatives, damage)
+            out.append(Record(key, p, row, damage=damage))
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 from sharehub.generate import reference as ref
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.dwellings import elsewhere_in_district, variant
 from sharehub.generate.idnumbers import KeyFactory
 from sharehub.generate.layouts import BEFORE_RENAMING, DAY1_END, Record, past_stamp
@@ -58,49 +59,74 @@ def newborn_name(p: Person) -> str | None:
 
 
 def health_row(p: Person, key: str, rng: random.Random, rates: ErrorRates, doctors: Doctors,
-               *, second: bool, estates_total: int, salt: int) -> list[object]:
+               *, second: bool, estates_total: int, salt: int,
+               damage: Damage | None = None) -> list[object]:
     """One health record; ``second`` marks a record made at another clinic, earlier."""
     hh = p.household
     name = p.name
     unnamed = newborn_name(p)
     if unnamed and rng.random() < rates.health_unnamed_newborn:
         name = unnamed
+        note(damage, "name", "placeholder_name")
     elif p.former_name and rng.random() < (0.9 if second else rates.health_former_name):
         name = p.former_name
+        note(damage, "name", "name_change")
     kept_former = name == p.former_name and p.birth.year < 2021  # an older record
     gender = 1 if p.male else 2
     if rng.random() < rates.health_gender_odd:
         gender = rng.choice((0, 9))
+        note(damage, "sex", "sex_unknown")
     birth = p.birth.isoformat()
     if p.age >= 70 and rng.random() < rates.health_birth_jan1:
         birth = f"{p.birth.year}-01-01"
+        if birth != p.birth.isoformat():
+            note(damage, "birth", "birth_jan1")
     missing = rates.health_id_missing * (1.6 if second else 1.0)
     if name == unnamed or rng.random() < missing:
         id_type, id_no = ("99" if rng.random() < 0.8 else "01"), None
+        note(damage, "id", "id_missing")
     elif p.category == FOREIGN:
         id_type, id_no = "03", p.id_no
     else:
         id_type, id_no = "01", p.id_no
         if id_no.endswith("X") and rng.random() < 0.2:
             id_no = id_no[:17] + "x"
+            note(damage, "id", "id_lower_x")
     phone = hh.contact_phone(p) if hh else p.mobile
     if second and rng.random() < 0.4:
         phone = None
-    address = variant(hh.dwelling, rng, rates.address_variant) if hh and hh.dwelling else None
+    address = None
+    if hh and hh.dwelling:
+        address = variant(hh.dwelling, rng, rates.address_variant, damage)
     if second and rng.random() < 0.5:
         address = elsewhere_in_district(rng, estates_total, salt)
+        if damage is not None:
+            damage.replace("address", "address_stale")
     clinic = clinic_of(p)
     if second:
         clinic = (clinic + rng.randrange(1, len(CLINICS))) % len(CLINICS)
+    shown_name = dot_variant(name, rng, 0.3, damage)
+    mobile = None
+    if rng.random() >= 0.08:
+        mobile = phone_variant(phone, rng, rates.phone_variant, damage)
+    if not mobile:
+        if damage is not None:
+            damage.replace("phone", "phone_missing")
+    elif phone != p.mobile:
+        note(damage, "phone", "relative_phone")
+    if rng.random() < 0.04:
+        address = None
+    if address is None and damage is not None:
+        damage.replace("address", "address_missing")
     return [
         key,
-        dot_variant(name, rng, 0.3),
+        shown_name,
         gender,
         birth,
         id_type,
         id_no,
-        phone_variant(phone, rng, rates.phone_variant) if rng.random() >= 0.08 else None,
-        address if rng.random() >= 0.04 else None,
+        mobile,
+        address,
         ";".join(p.conditions) or None,
         doctors.pick(clinic, rng),
         past_stamp(rng, p.birth, BEFORE_RENAMING if kept_former else DAY1_END),
@@ -115,8 +141,8 @@ def health_records(persons: list[Person], keys: KeyFactory, rng: random.Random,
     out: list[Record] = []
     for p in persons:
         for n in range(p.health):
-            key = keys.health()
+            key, damage = keys.health(), Damage()
             row = health_row(p, key, rng, rates, doctors, second=n == 1,
-                             estates_total=estates_total, salt=salt)
-            out.append(Record(key, p, row, second=n == 1))
+                             estates_total=estates_total, salt=salt, damage=damage)
+            out.append(Record(key, p, row, second=n == 1, damage=damage))
     return out

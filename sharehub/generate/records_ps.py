@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.dwellings import Dwelling, elsewhere_in_district, render
 from sharehub.generate.idnumbers import KeyFactory, damage_id, legacy_15
 from sharehub.generate.layouts import INSERT, Record, past_stamp
@@ -43,27 +44,42 @@ def _with_comma(text: str, rng: random.Random) -> str:
     return text
 
 
-def population_row(p: Person, key: str, rng: random.Random, rates: ErrorRates) -> list[str]:
+def _contact(p: Person, phone: str | None, damage: Damage | None) -> None:
+    """Tag the phone field: missing, or a number that is not the person's own mobile."""
+    if not phone:
+        note(damage, "phone", "phone_missing")
+    elif phone != p.mobile:
+        note(damage, "phone", "relative_phone")
+
+
+def population_row(p: Person, key: str, rng: random.Random, rates: ErrorRates,
+                   damage: Damage | None = None) -> list[str]:
     """The row of one registered person as the police export writes it."""
     hh = p.household
     d = hh.dwelling if hh else None
     id_no = p.id_no
     if p.category != FOREIGN and rng.random() < rates.pop_id_error:
-        id_no = damage_id(id_no, rng)
-    birth = _bad_birth(p, rng) if rng.random() < rates.pop_bad_birth else f"{p.birth:%Y%m%d}"
+        id_no = damage_id(id_no, rng, damage)
+    birth = f"{p.birth:%Y%m%d}"
+    if rng.random() < rates.pop_bad_birth:
+        birth = _bad_birth(p, rng)
+        note(damage, "birth", "birth_malformed")
     residence = ""
     if d is not None:
         style = "short" if rng.random() < 0.1 else "full"
         residence = render(d, style, PREFIX, street=rng.random() < 0.25)
+        if style != "full":
+            note(damage, "address", "address_format")
     phone = None
     if hh is not None and rng.random() >= rates.pop_phone_missing:
         phone = hh.contact_phone(p)
+    _contact(p, phone, damage)
     house = ""
     if d is not None and d.registered and rng.random() >= rates.pop_house_code_missing:
         house = d.code
     return [
         key,
-        dot_variant(p.name, rng, rates.pop_dot_variant),
+        dot_variant(p.name, rng, rates.pop_dot_variant, damage),
         id_no,
         SEX[p.sex],
         p.ethnic,
@@ -79,44 +95,60 @@ def population_row(p: Person, key: str, rng: random.Random, rates: ErrorRates) -
 
 
 def duplicate_row(p: Person, key: str, rng: random.Random, rates: ErrorRates,
-                  estates_total: int, salt: int) -> list[str]:
+                  estates_total: int, salt: int, damage: Damage | None = None) -> list[str]:
     """A second registration of the same person: older, with a former address or name."""
-    row = population_row(p, key, rng, rates)
+    row = population_row(p, key, rng, rates, damage)
     if p.former_name and rng.random() < 0.7:
         row[1] = p.former_name
+        if damage is not None:
+            damage.replace("name", "name_change")
     if rng.random() < 0.5:
         row[7] = elsewhere_in_district(rng, estates_total, salt)
         row[10] = ""
+        if damage is not None:
+            damage.replace("address", "address_stale")
     if p.category != FOREIGN and rng.random() < 0.25:
-        row[2] = damage_id(p.id_no, rng)
+        row[2] = damage_id(p.id_no, rng, damage)
     if rng.random() < 0.4:
         row[8] = ""
+        if damage is not None:
+            damage.replace("phone", "phone_missing")
     return row
 
 
-def owner_id(owner: Person, rng: random.Random, rates: ErrorRates) -> str:
+def owner_id(owner: Person, rng: random.Random, rates: ErrorRates,
+             damage: Damage | None = None) -> str:
     """The owner's ID as on the title deed: sometimes the legacy 15-digit form or a typo."""
     if owner.category == FOREIGN:
         return owner.id_no
     if owner.age >= 40 and rng.random() < rates.owner_legacy_id:
+        note(damage, "id", "id_15digit")
         return legacy_15(owner.id_no)
     if rng.random() < rates.owner_id_error:
-        return damage_id(owner.id_no, rng)
+        return damage_id(owner.id_no, rng, damage)
     return owner.id_no
 
 
-def housing_row(d: Dwelling, rng: random.Random, rates: ErrorRates) -> list[str]:
-    """One registered dwelling with its owner (产权人), who is a person record too."""
+def housing_row(d: Dwelling, rng: random.Random, rates: ErrorRates,
+                damage: Damage | None = None) -> list[str]:
+    """One registered dwelling with its owner (产权人), who is a person record too.
+
+    The owner's record has a name and an ID only; the dwelling's address is not the
+    owner's address, so no address damage is recorded for it.
+    """
     owner = d.owner
     assert owner is not None
-    name = owner.former_name if owner.former_name and rng.random() < 0.5 else owner.name
+    name = owner.name
+    if owner.former_name and rng.random() < 0.5:
+        name = owner.former_name
+        note(damage, "name", "name_change")
     return [
         d.code,
         render(d, "full", PREFIX if rng.random() < 0.7 else ""),
         d.use,
         d.occupancy,
-        dot_variant(name, rng, rates.pop_dot_variant),
-        owner_id(owner, rng, rates),
+        dot_variant(name, rng, rates.pop_dot_variant, damage),
+        owner_id(owner, rng, rates, damage),
         f"{d.area:.2f}",
         INSERT,
         past_stamp(rng),
@@ -130,20 +162,21 @@ def population_records(persons: list[Person], keys: KeyFactory, rng: random.Rand
     for p in persons:
         if not p.in_pop:
             continue
-        key = keys.population()
-        out.append(Record(key, p, population_row(p, key, rng, rates)))
+        key, damage = keys.population(), Damage()
+        out.append(Record(key, p, population_row(p, key, rng, rates, damage), damage=damage))
         if p.pop_dup:
-            key = keys.population()
-            out.append(Record(key, p, duplicate_row(p, key, rng, rates, estates_total, salt),
-                              second=True))
+            key, damage = keys.population(), Damage()
+            row = duplicate_row(p, key, rng, rates, estates_total, salt, damage)
+            out.append(Record(key, p, row, second=True, damage=damage))
     return out
 
 
 def housing_records(dwellings: list[Dwelling], rng: random.Random,
                     rates: ErrorRates) -> list[Record]:
     """Every registered, owned dwelling of a chunk; the record's person is the owner."""
-    return [
-        Record(d.code, d.owner, housing_row(d, rng, rates))
-        for d in dwellings
-        if d.registered and d.owner is not None
-    ]
+    out: list[Record] = []
+    for d in dwellings:
+        if d.registered and d.owner is not None:
+            damage = Damage()
+            out.append(Record(d.code, d.owner, housing_row(d, rng, rates, damage), damage=damage))
+    return out

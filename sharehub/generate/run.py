@@ -37,7 +37,7 @@ from sharehub.generate.layouts import (
 )
 from sharehub.generate.places import STREETS
 from sharehub.generate.rates import ErrorRates
-from sharehub.generate.records import Context, day1_state
+from sharehub.generate.records import Context, day1_state, truth_row
 from sharehub.generate.world import chunk_rng
 from sharehub.generate.writers import (
     CsvFeedWriter,
@@ -187,22 +187,22 @@ def generate(out: Path, persons: int, seed: int, day: int = 1,
              day, persons, seed, ctx.chunks, out)
     for k in range(ctx.chunks):
         state = day1_state(ctx, k)
-        truth_rows = state.truth()
         if day == 1:
+            truth_rows = state.truth()
             delivered = state.records
         else:
             events = Day2Life(state.chunk, ctx, chunk_rng(seed, k, "day2")).run()
             rows = day2_rows(state, events, ctx, chunk_rng(seed, k, "day2-rows"))
             delivered = rows.records
-            truth_rows += [(f, r.key, r.person.pid) for f, r in zip(rows.new_feeds, rows.new,
-                                                                   strict=True)]
+            truth_rows = state.truth(rows.stale_names)
+            truth_rows += [truth_row(f, r) for f, r in zip(rows.new_feeds, rows.new, strict=True)]
             for feed, kinds in rows.changes.items():
                 for kind, n in kinds.items():
                     changes.setdefault(feed, {})[kind] = changes.get(feed, {}).get(kind, 0) + n
         for feed, writer in writers.items():
             writer.write(r.row for r in delivered[feed])
         truth.write(truth_rows)
-        true_persons += len({pid for _, _, pid in truth_rows})
+        true_persons += len({row[2] for row in truth_rows})
         if (k + 1) % 50 == 0:
             log.info("chunk %d/%d written", k + 1, ctx.chunks)
     infos: dict[str, FileInfo] = {POPULATION: pop.close(), HOUSING: house.close(),

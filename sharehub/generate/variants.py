@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from sharehub.generate.damage import Damage, note
 from sharehub.generate.rates import ErrorRates
 from sharehub.generate.reference import DOT_VARIANTS, HOMOPHONES, MIDDLE_DOT, TRADITIONAL
 
@@ -21,24 +22,30 @@ def fullwidth(text: str) -> str:
     return text.translate(_FULLWIDTH)
 
 
-def dot_variant(name: str, rng: random.Random, p: float) -> str:
+def dot_variant(name: str, rng: random.Random, p: float, damage: Damage | None = None) -> str:
     """Replace the middle dot of a minority name with a look-alike, with probability p."""
     if MIDDLE_DOT not in name or rng.random() >= p:
         return name
+    note(damage, "name", "dot_variant")
     return name.replace(MIDDLE_DOT, rng.choice(DOT_VARIANTS[1:]))
 
 
-def hand_typed(name: str, rng: random.Random, rates: ErrorRates) -> str:
+def hand_typed(name: str, rng: random.Random, rates: ErrorRates,
+               damage: Damage | None = None) -> str:
     """A name as typed by a civil-affairs clerk: homophones, traditional forms, spaces."""
     if rng.random() < rates.ca_homophone:
         spots = [i for i, c in enumerate(name) if c in HOMOPHONES]
         if spots:
             i = rng.choice(spots)
             name = name[:i] + rng.choice(HOMOPHONES[name[i]]) + name[i + 1 :]
+            note(damage, "name", "homophone")
     if rng.random() < rates.ca_traditional:
-        name = "".join(TRADITIONAL.get(c, c) for c in name)
+        typed = "".join(TRADITIONAL.get(c, c) for c in name)
+        if typed != name:
+            note(damage, "name", "traditional")
+        name = typed
     if MIDDLE_DOT in name:
-        name = dot_variant(name, rng, 0.5)
+        name = dot_variant(name, rng, 0.5, damage)
     if rng.random() < rates.ca_stray_space:
         where = rng.randrange(3)
         gap = rng.choice((" ", "\u3000", "  "))
@@ -48,15 +55,19 @@ def hand_typed(name: str, rng: random.Random, rates: ErrorRates) -> str:
             name = name + gap
         else:
             name = gap + name
+        note(damage, "name", "space")
     if rng.random() < rates.ca_fullwidth:
         name = fullwidth(name) if name.isascii() else name.replace(MIDDLE_DOT, "．") + "\u3000"
+        note(damage, "name", "fullwidth")
     return name
 
 
-def phone_variant(phone: str | None, rng: random.Random, p: float) -> str | None:
+def phone_variant(phone: str | None, rng: random.Random, p: float,
+                  damage: Damage | None = None) -> str | None:
     """The phone in one of the formats people write: spaced, dashed, +86, bare landline."""
     if not phone or rng.random() >= p:
         return phone
+    note(damage, "phone", "phone_format")
     if phone.startswith("010-"):
         local = phone[4:]
         return rng.choice((f"010-{local[:4]} {local[4:]}", f"(010){local}", local,

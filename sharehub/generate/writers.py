@@ -159,18 +159,27 @@ class HealthDbWriter:
         os.replace(self._tmp, self.path)
 
 
+TRUTH_HEADER = ("feed", "source_key", "true_person_id", "twin_of", "damage")
+
+
 class TruthWriter:
-    """``truth.csv``: which true person each source record describes."""
+    """``truth.csv``: which true person each source record describes.
+
+    The first three columns are the contract every reader relies on; ``twin_of`` (the
+    twin's true person id, empty if none) and ``damage`` (``;``-separated tags of what
+    the generator did to the record, see `sharehub.generate.damage.TAGS`) let the
+    evaluation count twins merged and group errors by cause.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._tmp = path.with_name(path.name + ".tmp")
         self._fh = self._tmp.open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(("feed", "source_key", "true_person_id"))
+        self._csv.writerow(TRUTH_HEADER)
         self.rows = 0
 
-    def write(self, rows: Iterable[tuple[str, str, str]]) -> None:
+    def write(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             self._csv.writerow(row)
             self.rows += 1

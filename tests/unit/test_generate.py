@@ -30,6 +30,7 @@ from sharehub.generate import (
     GenerateSummary,
     generate,
 )
+from sharehub.generate.damage import TAGS, Damage
 from sharehub.generate.idnumbers import check_digit, is_valid_id
 
 PERSONS = 300
@@ -88,9 +89,19 @@ def feed_keys(out: Path, batch: str) -> dict[str, list[str]]:
 
 
 def truth_rows(text: str) -> list[tuple[str, str, str]]:
+    """``(feed, source_key, true_person_id)``: the three columns every reader relies on."""
     reader = csv.reader(text.splitlines())
-    assert next(reader) == ["feed", "source_key", "true_person_id"]
-    return [(f, k, p) for f, k, p in reader]
+    assert next(reader)[:3] == ["feed", "source_key", "true_person_id"]
+    return [(f, k, p) for f, k, p, *_ in reader]
+
+
+def truth_table(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """Every truth row by (feed, source_key), with all its columns."""
+    return {(r["feed"], r["source_key"]): r for r in csv.DictReader(text.splitlines())}
+
+
+def tags(row: dict[str, str]) -> set[str]:
+    return set(filter(None, row["damage"].split(";")))
 
 
 def test_summary_counts_match_what_was_written(district: dict[str, Any]) -> None:
@@ -259,6 +270,76 @@ def test_valid_resident_ids_are_never_shared_by_two_persons(district: dict[str, 
         if is_valid_id(row["公民身份号码"]):
             owners[row["公民身份号码"]].add(truth["ps_population", row["人员编号"]])
     assert owners and all(len(persons) == 1 for persons in owners.values())
+
+
+def test_truth_names_twins_both_ways_and_twins_share_a_birth_date(
+    district: dict[str, Any],
+) -> None:
+    text = district["truth1"]
+    assert text.splitlines()[0] == "feed,source_key,true_person_id,twin_of,damage"
+    twin_of = {r["true_person_id"]: r["twin_of"] for r in truth_table(text).values()}
+    twins = {p: t for p, t in twin_of.items() if t}
+    assert twins, "expected twins at twins=0.5"
+    for person, twin in twins.items():
+        assert twin != person
+        if twin in twin_of:  # a twin with no record of their own is not listed
+            assert twin_of[twin] == person
+    births: dict[str, set[str]] = defaultdict(set)
+    truth = truth_table(text)
+    for row in read_csv(district["out"] / "landing/ps_population" / DAY1 / "population.csv"):
+        births[truth["ps_population", row["人员编号"]]["true_person_id"]].add(row["出生日期"])
+    pairs = [(p, t) for p, t in twins.items() if p in births and t in births]
+    assert pairs
+    assert all(births[p] & births[t] for p, t in pairs)
+
+
+def test_damage_tags_are_known_and_match_what_was_delivered(district: dict[str, Any]) -> None:
+    truth = truth_table(district["truth1"])
+    seen = set().union(*(tags(r) for r in truth.values()))
+    assert seen <= set(TAGS)
+    assert {"id_excel", "id_missing", "birth_format", "address_format", "relative_phone",
+            "phone_format"} <= seen
+    out = district["out"]
+    id_damage = {"id_typo", "id_check_digit", "id_transposed"}
+    for row in read_csv(out / "landing/ps_population" / DAY1 / "population.csv"):
+        damage = tags(truth["ps_population", row["人员编号"]])
+        if row["人员类别"] != "境外人员":  # the check digit catches every typo and swap
+            assert is_valid_id(row["公民身份号码"]) == (not damage & id_damage), row
+        assert (row["联系电话"] == "") == ("phone_missing" in damage), row
+    rows, header = read_roster(out / "landing/ca_recipients" / DAY1 / "recipients.xlsx")
+    for cells in rows[header + 1 :]:
+        damage = tags(truth["ca_recipients", str(cells[0])])
+        if "id_excel" in damage and "guardian_id" not in damage:
+            assert not (isinstance(cells[2], str) and is_valid_id(cells[2])), cells
+        assert (cells[2] in (None, "")) == ("id_missing" in damage), cells
+        assert (isinstance(cells[4], str)) == ("birth_format" in damage), cells
+    for record, health in district["health1"].items():
+        damage = tags(truth["hw_ehr_person", record])
+        assert (health["id_no"] is None) == ("id_missing" in damage), health
+        assert (health["gender_code"] in (0, 9)) == ("sex_unknown" in damage), health
+
+
+def test_day2_truth_marks_records_still_carrying_a_former_name(
+    district: dict[str, Any],
+) -> None:
+    before = truth_table(district["truth1"])
+    after = truth_table((district["out"] / "truth.csv").read_text(encoding="utf-8"))
+    renamed = {k for k, r in after.items()
+               if k in before and "name_change" in tags(r) and "name_change" not in tags(before[k])}
+    assert renamed, "expected day-2 renames at day2_name_change=0.02"
+    assert {after[k]["true_person_id"] for k in renamed}  # tagged records name a person
+    for key in before.keys() & after.keys():
+        assert tags(before[key]) - {"name_change"} == tags(after[key]) - {"name_change"}
+
+
+def test_damage_fields_replace_and_unknown_tags_are_refused() -> None:
+    damage = Damage()
+    damage.add("id", "id_typo")
+    damage.add("phone", "relative_phone")
+    damage.replace("id", "id_transposed")
+    assert str(damage) == "id_transposed;relative_phone"
+    with pytest.raises(ValueError, match="unknown damage"):
+        damage.add("id", "typo")
 
 
 def test_roster_carries_excel_damage_and_mixed_birth_formats(district: dict[str, Any]) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from linkage.evaluate import evaluate_clusters
-from sharehub.errors import LinkageError
+from sharehub.errors import ContractViolation, LinkageError
+from sharehub.evaluation import read_truth
 
 
 def _truth(persons: dict[str, str], feed: str = "f") -> pd.DataFrame:
@@ -94,3 +99,86 @@ def test_a_record_listed_twice_is_refused(which: str) -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(LinkageError, match="true_person_id"):
         evaluate_clusters(_clusters({"1": "A"}), pd.DataFrame({"feed": ["f"], "source_key": ["1"]}))
+
+
+# ------------------------------------------------------------------ twins and causes
+
+
+def _damaged(rows: list[tuple[str, str, str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(truth, clusters) from rows of (key, true person, cluster, damage)."""
+    truth = pd.DataFrame({"feed": "f", "source_key": [r[0] for r in rows],
+                          "true_person_id": [r[1] for r in rows],
+                          "damage": [r[3] for r in rows]})
+    return truth, _clusters({r[0]: r[2] for r in rows})
+
+
+def test_errors_by_cause_counted_by_hand() -> None:
+    # P = {1,2,3,7} split over A {1,2}, B {3}, E {7}; Q = {4,5} split over C, D;
+    # R = {6} wrongly in C with 4.
+    truth, clusters = _damaged([
+        ("1", "P", "A", ""), ("2", "P", "A", "id_typo"), ("3", "P", "B", "homophone;space"),
+        ("7", "P", "E", ""), ("4", "Q", "C", ""), ("5", "Q", "D", "id_missing"),
+        ("6", "R", "C", "id_typo"),
+    ])
+    r = evaluate_clusters(clusters, truth)
+    # FN pairs: 1-3 {homophone,space}, 2-3 {id_typo,homophone,space}, 1-7 {}, 2-7 {id_typo},
+    #           3-7 {homophone,space}, 4-5 {id_missing}; FP pairs: 4-6 {id_typo}
+    assert (r.false_negative_pairs, r.false_positive_pairs) == (6, 1)
+    assert r.errors_by_cause is not None
+    got = [(c.cause, c.false_negative_pairs, c.false_positive_pairs) for c in r.errors_by_cause]
+    assert got == [("homophone", 3, 0), ("id_typo", 2, 1), ("space", 3, 0),
+                   ("id_missing", 1, 0), ("none", 1, 0)]
+    assert r.to_dict()["errors_by_cause"][0] == {
+        "cause": "homophone", "false_negative_pairs": 3, "false_positive_pairs": 0}
+
+
+def test_errors_by_cause_agree_with_listing_every_pair() -> None:
+    rng = random.Random(5)
+    tags = ["", "", "a", "b", "a;b", "c"]
+    rows = [(str(i), f"P{rng.randrange(12)}", f"C{rng.randrange(10)}", rng.choice(tags))
+            for i in range(60)]
+    truth, clusters = _damaged(rows)
+    expected: dict[str, list[int]] = {}
+    for (_, p1, c1, d1), (_, p2, c2, d2) in itertools.combinations(rows, 2):
+        if (p1 == p2) == (c1 == c2):
+            continue  # a true positive or a true negative
+        kind = 0 if p1 == p2 else 1
+        for tag in (set(filter(None, f"{d1};{d2}".split(";"))) or {"none"}):
+            expected.setdefault(tag, [0, 0])[kind] += 1
+    r = evaluate_clusters(clusters, truth)
+    assert r.errors_by_cause is not None
+    got = {c.cause: [c.false_negative_pairs, c.false_positive_pairs] for c in r.errors_by_cause}
+    assert got == expected
+
+
+def test_no_damage_column_means_no_causes() -> None:
+    r = evaluate_clusters(_clusters({"1": "A", "2": "B"}), _truth({"1": "P", "2": "P"}))
+    assert r.errors_by_cause is None
+    assert r.to_dict()["false_negative_pairs"] == 1
+
+
+def test_twins_from_a_truth_file_with_empty_twin_of_and_an_absent_twin() -> None:
+    truth = _truth({"1": "T1", "2": "T2", "3": "T1", "4": "S1", "5": "S2", "6": "U1", "7": "X"})
+    truth["twin_of"] = truth["true_person_id"].map(
+        {"T1": "T2", "T2": "T1", "S1": "S2", "S2": "S1", "U1": "U2"}).fillna("")
+    # T1/T2 share cluster A through record 3; S1/S2 are apart; U2 has no record: not counted
+    clusters = _clusters({"1": "B", "2": "A", "3": "A", "4": "C", "5": "D", "6": "E", "7": "F"})
+    r = evaluate_clusters(clusters, truth)
+    assert (r.twin_pairs, r.twin_pairs_merged) == (2, 1)
+    assert r.twin_pairs_merged_share == pytest.approx(0.5)
+
+
+def test_read_truth_keeps_twins_and_damage_and_accepts_old_files(tmp_path: Path) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("feed,source_key,true_person_id\nf,1,P\n", encoding="utf-8")
+    assert list(read_truth(old).columns) == ["feed", "source_key", "true_person_id"]
+    new = tmp_path / "new.csv"
+    new.write_text("feed,source_key,true_person_id,twin_of,damage,extra\n"
+                   "f,1,P,Q,id_typo;homophone,x\nf,2,Q,P,\n", encoding="utf-8")
+    truth = read_truth(new)
+    assert list(truth.columns) == ["feed", "source_key", "true_person_id", "twin_of", "damage"]
+    assert truth["damage"].tolist() == ["id_typo;homophone", ""]
+    with pytest.raises(ContractViolation, match="true_person_id"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("feed,source_key\nf,1\n", encoding="utf-8")
+        read_truth(bad)
