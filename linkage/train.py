@@ -95,10 +95,12 @@ def train_model(
     _floor_m(model)
     untrained = untrained_levels(model)
     if untrained:
-        _make_neutral(model)
+        _fill_unobserved(model, u_sample_pairs=u_max_pairs)
         log.warning(
-            "levels not observed in training data carry no evidence (m = u): %s",
+            "levels not observed in training data: %s (u unseen among %.0f random pairs "
+            "-> u = 3/pairs; m unseen -> no evidence)",
             "; ".join(untrained),
+            u_max_pairs,
         )
     _write_json(model, model_path)
     log.info(
@@ -143,14 +145,22 @@ def _floor_m(model: dict[str, Any]) -> None:
                 level["m_probability"] = LEARNED_M_FLOOR
 
 
-def _make_neutral(model: dict[str, Any]) -> None:
-    """Give levels never seen in training a match weight of zero.
+def _fill_unobserved(model: dict[str, Any], *, u_sample_pairs: float) -> None:
+    """Give levels that training did not observe an honest value instead of Splink's defaults.
 
     Splink would otherwise fill them with generic defaults at prediction time, which can
-    be strong evidence either way for a situation the data never showed (e.g. day and
-    month swapped). Zero is the honest weight for "not learned"; a larger training set
-    replaces it.
+    be strong evidence either way for a situation the data never showed.
+
+    - m learned, u never seen among ``u_sample_pairs`` random pairs: the level is rarer
+      than the sample can resolve among non-matches (two strangers' IDs one edit apart —
+      impossible between two *valid* IDs, whose check digit catches any single change).
+      Its u is set to the rule-of-three upper bound ``3 / u_sample_pairs``: conservative,
+      yet strong evidence. Setting u = m instead (no evidence) threw away every ID typo
+      once the district was large enough for the random sample to miss them, and recall
+      fell at 100k persons (docs/accuracy.md).
+    - m never seen (the data had no matches at that level): no evidence, m = u.
     """
+    bound = 3.0 / max(u_sample_pairs, 1.0)
     for comparison in model["comparisons"]:
         for level in comparison["comparison_levels"]:
             if level.get("is_null_level"):
@@ -158,7 +168,7 @@ def _make_neutral(model: dict[str, Any]) -> None:
             m, u = level.get("m_probability"), level.get("u_probability")
             m_ok, u_ok = isinstance(m, int | float) and m > 0, isinstance(u, int | float) and u > 0
             if m_ok and not u_ok:
-                level["u_probability"] = m
+                level["u_probability"] = min(float(m), bound)
             elif u_ok and not m_ok:
                 level["m_probability"] = u
             elif not m_ok and not u_ok:
