@@ -1,25 +1,32 @@
 """The master person index: stable, opaque ``person_id``s across runs.
 
 Subscribers store our ids in their own systems, so an id must survive re-clustering.
-After each clustering we carry the previous ids forward by greatest overlap: each new
-cluster takes the previous id that holds most of its records (older id on ties); a previous
-id that loses every cluster is retired into the cluster that absorbed most of its records
-(a *merge*), a cluster that finds no previous id gets a new one (a *split* when its records
-had an id before, otherwise a new person). Ids are derived from a hash so a re-run on the
-same input gives the same ids (idempotence), and an id once issued is never reused.
+After each clustering we carry the previous ids forward by greatest overlap: each previous
+id goes with the new cluster that holds most of its records (its *home*); a cluster that
+is home to several ids keeps the oldest and retires the others into it (a *merge*); a
+cluster home to none takes an unused id it overlaps most, else a new one (a *split* when
+its records had an id before, otherwise a new person); records that move between two
+surviving ids are logged as a *move*, and an id whose records all vanished as *retire*.
+Ids are derived from a hash so a re-run on the same input gives the same ids
+(idempotence), and an id once issued is never reused.
+
+Every change row names the run and the batches that caused it (``batch_ids``: the
+deliveries loaded since the previous linkage, and ``review:<id>`` for reviewers'
+decisions applied for the first time), so a subscriber can tell a death from a fix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from sharehub.warehouse import one
+from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ CREATE TABLE IF NOT EXISTS linkage.person_id_changes (
     changed_at TIMESTAMP NOT NULL,
     records BIGINT
 );
+ALTER TABLE linkage.person_id_changes ADD COLUMN IF NOT EXISTS batch_ids VARCHAR;
 """
 
 
@@ -73,17 +81,45 @@ def _new_id(seed_record: str, taken: set[str]) -> str:
         salt += 1
 
 
+def _carry_forward(overlap: list[tuple[str, str, int, int]]) -> dict[str, str]:
+    """cluster_id → previous person_id, from (cluster_id, person_id, records, issued_seq)
+    rows ordered by records descending, then age, then cluster.
+
+    First each id goes home (the cluster holding most of its records) and each cluster
+    keeps the oldest id at home there — so a split leaves the id on the larger part and a
+    merge keeps the older id; then clusters still without an id take the unused id they
+    overlap most, so an id survives where any of its records remain.
+    """
+    home: dict[str, str] = {}
+    for cluster_id, person_id, _n, _seq in overlap:
+        home.setdefault(person_id, cluster_id)
+    chosen: dict[str, str] = {}
+    used: set[str] = set()
+    for _cluster, person_id, _n, _seq in sorted(overlap, key=lambda row: (row[3], row[1])):
+        cluster_id = home[person_id]
+        if cluster_id not in chosen and person_id not in used:
+            chosen[cluster_id] = person_id
+            used.add(person_id)
+    for cluster_id, person_id, _n, _seq in overlap:
+        if cluster_id not in chosen and person_id not in used:
+            chosen[cluster_id] = person_id
+            used.add(person_id)
+    return chosen
+
+
 def assign_person_ids(
     con: duckdb.DuckDBPyConnection,
     *,
     clusters_table: str = "linkage.clusters",
     run_id: str,
     now: datetime | None = None,
+    batch_ids: Sequence[str] = (),
 ) -> IdAssignment:
     """Carry ids forward onto ``clusters_table`` (unique_id, cluster_id); log every change.
 
     Writes ``linkage.person_ids`` (record → person) and appends to
-    ``linkage.person_id_changes``; both in the caller's transaction if one is open.
+    ``linkage.person_id_changes`` (with ``batch_ids``, the causes of this run); both in
+    the caller's transaction if one is open.
     """
     now = now or datetime.now()
     con.execute(_DDL)
@@ -109,13 +145,8 @@ def assign_person_ids(
     }
     taken = {row[0] for row in con.execute("SELECT person_id FROM linkage.id_registry").fetchall()}
 
-    chosen: dict[str, str] = {}  # cluster_id -> person_id
-    used: set[str] = set()
-    for cluster_id, person_id, _n, _seq in overlap:
-        if cluster_id in chosen or person_id in used:
-            continue
-        chosen[cluster_id] = person_id
-        used.add(person_id)
+    chosen = _carry_forward(overlap)
+    used = set(chosen.values())
 
     next_seq = int(one(con, "SELECT coalesce(max(issued_seq), 0) FROM linkage.id_registry")[0])
     new_rows = []
@@ -127,7 +158,8 @@ def assign_person_ids(
             chosen[cluster_id] = pid
             new_rows.append((pid, next_seq, now))
 
-    changes: list[tuple[str | None, str | None, str, str, datetime, int]] = []
+    causes = ",".join(batch_ids) or None
+    changes: list[tuple[str | None, str | None, str, str, datetime, int, str | None]] = []
     # Records that had an id before and now sit in a cluster under another id.
     moved: dict[tuple[str, str], int] = {}
     for cluster_id, person_id, n, _seq in overlap:
@@ -142,11 +174,11 @@ def assign_person_ids(
             kind = "split"  # the old id lives on; part of its records got a new id
         else:
             kind = "move"  # records moved between two persons that both survive
-        changes.append((old, target, kind, run_id, now, n))
+        changes.append((old, target, kind, run_id, now, n, causes))
     retired = [pid for pid in previous if pid not in used]
     for pid in retired:
         if not any(old == pid for old, _ in moved):
-            changes.append((pid, None, "retire", run_id, now, previous[pid]))
+            changes.append((pid, None, "retire", run_id, now, previous[pid], causes))
 
     if new_rows:
         issued = pa.table(
@@ -195,7 +227,11 @@ def assign_person_ids(
     )
     con.unregister("_cluster_person")
     if changes:
-        con.executemany("INSERT INTO linkage.person_id_changes VALUES (?, ?, ?, ?, ?, ?)", changes)
+        con.executemany(
+            "INSERT INTO linkage.person_id_changes (old_person_id, new_person_id, kind, run_id, "
+            "changed_at, records, batch_ids) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            changes,
+        )
     result = IdAssignment(
         persons=len(clusters),
         kept=len(used),
@@ -206,3 +242,31 @@ def assign_person_ids(
     )
     log.info("person ids assigned: %s", result)
     return result
+
+
+def build_record_end_dates(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build ``linkage.record_end_dates``: when and by which batch each ended record ended.
+
+    Why: a deregistered (注销), soft-deleted or dropped record stays in the index with its
+    person — subscribers must learn of deaths and moves — and the end date is the
+    ``valid_to`` of its ended version in ``staging.<feed>`` (history is kept there, not in
+    ``staging.person_records``). Returns the number of ended records.
+    """
+    from schemas.contract import FEEDS, feed_contract
+
+    selects = []
+    for feed in FEEDS:
+        if not table_exists(con, f"staging.{feed}"):
+            continue
+        key = feed_contract(feed).key.name
+        selects.append(
+            f"SELECT '{feed}:' || {key} AS record_id, record_status, valid_to AS ended_at, "
+            f"batch_id AS ended_batch_id FROM staging.{feed} "
+            "WHERE is_current AND record_status <> 'active'"
+        )
+    body = " UNION ALL ".join(selects) or (
+        "SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS record_status, "
+        "NULL::TIMESTAMP AS ended_at, NULL::VARCHAR AS ended_batch_id WHERE false"
+    )
+    con.execute(f"CREATE OR REPLACE TABLE linkage.record_end_dates AS {body} ORDER BY record_id")
+    return int(one(con, "SELECT count(*) FROM linkage.record_end_dates")[0])

@@ -1,5 +1,10 @@
 """Score record pairs with a saved model and cluster them: the linkage run.
 
+Each run is also planned and logged here: `plan` decides between this full linkage and
+the incremental one of `linkage.incremental` (full when there is no previous linkage, the
+model file or the threshold changed, or a full re-link is asked for), and `record_run`
+logs it in ``linkage.link_runs`` with the batches and review decisions that caused it.
+
 Prediction never trains: it loads the JSON written by `linkage.train`, so the links of a
 run depend only on the records and on a reviewed, versioned model file. The pairs and the
 clusters built from them are written together in one transaction, replacing the previous
@@ -13,17 +18,20 @@ evidence that explains a link, and the pool a reviewer draws near-misses from.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from linkage.cluster import cluster_pairs, write_tables
+from linkage.cluster import Constraints, cluster_pairs, write_tables
 from linkage.model import comparison_names, create_input_table, drop_input_table
 from linkage.train import load_model
 from sharehub.errors import LinkageError
+from sharehub.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +84,13 @@ def link(
     review_floor: float = REVIEW_FLOOR,
     predictions_table: str = "linkage.predictions",
     clusters_table: str = "linkage.clusters",
+    constraints: Constraints | None = None,
 ) -> LinkResult:
     """Predict with the model at ``model_path`` and cluster at ``threshold``.
 
     Writes ``predictions_table`` (pairs with match_probability >= min(review_floor,
     threshold)) and ``clusters_table`` (unique_id, cluster_id; every record, singletons
-    included).
+    included), honouring reviewers' ``constraints`` (`linkage.review`).
     """
     from splink import DuckDBAPI, Linker
 
@@ -108,7 +117,9 @@ def link(
             f"SELECT {', '.join(columns)} FROM {scored.physical_name} "
             "ORDER BY unique_id_l, unique_id_r"
         )
-        clusters_tmp = cluster_pairs(con, scored.physical_name, input_table, threshold=threshold)
+        clusters_tmp = cluster_pairs(
+            con, scored.physical_name, input_table, threshold=threshold, constraints=constraints
+        )
         write_tables(
             con,
             {
@@ -158,3 +169,110 @@ def _summarise(
         linked_pairs=int(pairs[1]),
         clusters=int(clusters[1]),
     )
+
+
+LINK_RUNS = "linkage.link_runs"
+LINKED_BATCHES = "linkage.linked_batches"
+_RUNS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {LINK_RUNS} (
+    run_id VARCHAR, mode VARCHAR, reason VARCHAR, linked_at TIMESTAMP, model_sha256 VARCHAR,
+    threshold DOUBLE, decision_no BIGINT, records BIGINT, rescored BIGINT,
+    reclustered BIGINT, scored_pairs BIGINT, causes VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {LINKED_BATCHES} (feed VARCHAR, batch_id VARCHAR, run_id VARCHAR);
+"""
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """How this run links, why, and what caused it (for the id change log)."""
+
+    incremental: bool
+    reason: str
+    batch_ids: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        return "incremental" if self.incremental else "full"
+
+    @property
+    def causes(self) -> list[str]:
+        """``feed/batch_id`` of the deliveries, ``review:<id>`` of the decisions."""
+        return [*self.batch_ids, *(f"review:{r}" for r in self.decisions)]
+
+
+def _model_sha256(model_path: Path) -> str | None:
+    path = Path(model_path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def last_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The newest row of ``linkage.link_runs``, or None before the first linkage."""
+    if not table_exists(con, LINK_RUNS):
+        return None
+    cursor = con.execute(f"SELECT * FROM {LINK_RUNS} ORDER BY linked_at DESC, run_id DESC LIMIT 1")
+    names = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+def plan(
+    con: duckdb.DuckDBPyConnection, *, model_path: Path, threshold: float, full: bool = False
+) -> LinkPlan:
+    """Incremental when a trained model and a previous linkage with the same model file
+    and threshold exist; full otherwise (and whenever ``full`` is asked for)."""
+    from linkage.incremental import FEATURE_HASHES
+    from linkage.review import decisions_after
+
+    con.execute(_RUNS_DDL)
+    last = last_run(con)
+    batches = tuple(
+        f"{feed}/{batch}" for feed, batch in con.execute(
+            f"SELECT feed, batch_id FROM raw.batches WHERE status = 'loaded' "
+            f"AND (feed, batch_id) NOT IN (SELECT (feed, batch_id) FROM {LINKED_BATCHES}) "
+            "ORDER BY loaded_at, feed, batch_id"
+        ).fetchall()
+    ) if table_exists(con, "raw.batches") else ()  # fmt: skip
+    decisions = tuple(decisions_after(con, int(last["decision_no"] or 0) if last else 0))
+    needed = ("linkage.predictions", "linkage.clusters", "linkage.person_ids", FEATURE_HASHES)
+    if full:
+        reason, incremental = "full re-link requested", False
+    elif not Path(model_path).is_file():
+        reason, incremental = "no trained model yet", False
+    elif last is None or not all(table_exists(con, t) for t in needed):
+        reason, incremental = "no previous linkage to build on", False
+    elif last["model_sha256"] != _model_sha256(model_path):
+        reason, incremental = "the model file changed since the last linkage", False
+    elif float(last["threshold"]) != threshold:
+        reason, incremental = f"the threshold changed from {last['threshold']}", False
+    else:
+        reason, incremental = "features changed since the last linkage are linked", True
+    return LinkPlan(incremental, reason, batches, decisions)
+
+
+def record_run(
+    con: duckdb.DuckDBPyConnection,
+    link_plan: LinkPlan,
+    *,
+    run_id: str,
+    now: datetime,
+    model_path: Path,
+    threshold: float,
+    counts: tuple[int, int, int, int],
+) -> None:
+    """Log the linkage (records, rescored, reclustered, scored pairs) and mark its batches
+    linked, after writing the fingerprints its next increment starts from."""
+    from linkage.incremental import tf_columns, write_fingerprints
+    from linkage.review import last_decision_no
+
+    con.execute(_RUNS_DDL)
+    write_fingerprints(con, tf_columns(load_model(model_path)))
+    con.execute(
+        f"INSERT INTO {LINK_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, link_plan.mode, link_plan.reason, now, _model_sha256(model_path), threshold,
+         last_decision_no(con), *counts, ",".join(link_plan.causes) or None],
+    )  # fmt: skip
+    for cause in link_plan.batch_ids:
+        feed, batch = cause.split("/", 1)
+        con.execute(f"INSERT INTO {LINKED_BATCHES} VALUES (?, ?, ?)", [feed, batch, run_id])

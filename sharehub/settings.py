@@ -33,6 +33,8 @@ class Settings:
     model_path: Path = Path("data/model.json")
     # Pairs at or above this match probability are linked into one person.
     match_threshold: float = 0.95
+    # Pairs from here up to the match threshold go to the clerical review queue.
+    review_threshold: float = 0.5
     seed: int = 42
     threads: int | None = None
     memory_limit: str | None = None
@@ -61,6 +63,7 @@ class Settings:
             ("PUBLISH_URL", str),
             ("MODEL_PATH", Path),
             ("MATCH_THRESHOLD", float),
+            ("REVIEW_THRESHOLD", float),
             ("SEED", int),
             ("THREADS", int),
             ("MEMORY_LIMIT", str),
@@ -96,6 +99,11 @@ class Settings:
         if not 0.0 < self.match_threshold < 1.0:
             raise ConfigError(
                 f"match_threshold={self.match_threshold} must lie strictly between 0 and 1"
+            )
+        if not 0.0 < self.review_threshold < self.match_threshold:
+            raise ConfigError(
+                f"review_threshold={self.review_threshold} must lie between 0 and "
+                f"match_threshold={self.match_threshold}"
             )
         if self.linkage_backend not in ("duckdb", "spark"):
             raise ConfigError(

@@ -73,9 +73,11 @@ _HEALTH_TAGS = """
 _CANDIDATES: dict[str, str] = {
     "person_xref": """
         SELECT p.person_id, r.feed, r.source_key, r.record_id,
-               m.match_probability, r.record_status, r.batch_id
+               m.match_probability, r.record_status, r.batch_id, e.ended_at AS valid_to
         FROM linkage.person_ids p
         JOIN staging.person_records r ON r.record_id = p.record_id
+        -- ended records (注销, deleted, off the rolls) keep their person with an end date
+        LEFT JOIN linkage.record_end_dates e ON e.record_id = r.record_id
         LEFT JOIN (
             SELECT record_id, max(match_probability) AS match_probability FROM (
                 SELECT unique_id_l AS record_id, match_probability FROM linkage.cluster_edges
@@ -86,7 +88,7 @@ _CANDIDATES: dict[str, str] = {
     """,
     "person": golden_person_sql(),
     "person_id_changes": """
-        SELECT old_person_id, new_person_id, kind, run_id, changed_at, records
+        SELECT old_person_id, new_person_id, kind, run_id, changed_at, records, batch_ids
         FROM linkage.person_id_changes
     """,
     "benefits": _BENEFITS,

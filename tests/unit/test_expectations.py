@@ -35,7 +35,7 @@ def test_suite_follows_the_person_xref_contract() -> None:
     assert ("expect_table_row_count_to_be_between", (700, 1300)) in got  # ±20% ±100 rows
     columns = next(d for t, d in got if t == "expect_table_columns_to_match_ordered_list")
     assert columns == ["person_id", "feed", "source_key", "record_id", "match_probability",
-                       "record_status", "batch_id", "_orphan_0"]
+                       "record_status", "batch_id", "valid_to", "_orphan_0"]
     in_set = next(e for e in suite.expectations if e.configuration.kwargs.get("column") == "feed"
                   and e.configuration.type == "expect_column_values_to_be_in_set")
     assert set(in_set.configuration.kwargs["value_set"]) == {
@@ -66,10 +66,10 @@ def con() -> duckdb.DuckDBPyConnection:
     con.execute("CREATE TABLE staging.person_records AS SELECT * FROM (VALUES "
                 "('ps_population:1'), ('ca_recipients:M1'), ('ca_recipients:M2'), ('hw_ehr_person:E9')) t(record_id)")
     con.execute("""CREATE TABLE person_xref AS SELECT * FROM (VALUES
-        ('PA', 'ps_population', '1', 'ps_population:1', 0.99, 'active', 'b1'),
-        ('PA', 'ca_recipients', 'M1', 'ca_recipients:M1', 0.99, 'active', 'b1'),
-        ('PB', 'ca_recipients', 'M2', 'ca_recipients:M2', 1.5, 'active', 'b1'))
-        t(person_id, feed, source_key, record_id, match_probability, record_status, batch_id)""")
+        ('PA', 'ps_population', '1', 'ps_population:1', 0.99, 'active', 'b1', NULL::TIMESTAMP),
+        ('PA', 'ca_recipients', 'M1', 'ca_recipients:M1', 0.99, 'active', 'b1', NULL),
+        ('PB', 'ca_recipients', 'M2', 'ca_recipients:M2', 1.5, 'active', 'b1', NULL))
+        t(person_id, feed, source_key, record_id, match_probability, record_status, batch_id, valid_to)""")
     con.execute("ALTER TABLE person_xref ALTER match_probability TYPE DOUBLE")
     con.execute("CREATE TABLE person AS SELECT * FROM (VALUES ('PA'), ('PB')) t(person_id)")
     con.execute("""CREATE TABLE benefits AS SELECT record_id, person_id, benefit_type,

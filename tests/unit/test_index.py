@@ -89,3 +89,58 @@ def test_retired_ids_are_never_reissued(con: duckdb.DuckDBPyConnection) -> None:
     cluster(con, [("a:1", "c")])  # a:1 comes back: it gets a fresh id, not the retired one
     assign_person_ids(con, run_id="r3")
     assert ids(con)["a:1"] != first
+
+
+def test_a_merge_keeps_the_older_id_even_when_the_newer_holds_more_records(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    cluster(con, [("a:1", "c1")])
+    assign_person_ids(con, run_id="r1")
+    older = ids(con)["a:1"]
+    cluster(con, [("a:1", "c1"), ("b:1", "c2"), ("b:2", "c2"), ("b:3", "c2")])
+    assign_person_ids(con, run_id="r2")
+    newer = ids(con)["b:1"]
+    cluster(con, [("a:1", "c"), ("b:1", "c"), ("b:2", "c"), ("b:3", "c")])
+    result = assign_person_ids(con, run_id="r3", batch_ids=["ps_population/20261102-001"])
+    assert set(ids(con).values()) == {older}
+    assert changes(con, "r3") == [(newer, older, "merge")]
+    assert result.merged == 1
+    causes = con.execute(
+        "SELECT batch_ids FROM linkage.person_id_changes WHERE run_id = 'r3'"
+    ).fetchall()
+    assert causes == [("ps_population/20261102-001",)]
+
+
+def test_part_of_a_person_moving_to_another_is_logged_as_a_move(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    cluster(con, [("a:1", "p"), ("a:2", "p"), ("a:3", "p"), ("b:1", "q"), ("b:2", "q")])
+    assign_person_ids(con, run_id="r1")
+    before = ids(con)
+    cluster(con, [("a:1", "p"), ("a:2", "p"), ("a:3", "q"), ("b:1", "q"), ("b:2", "q")])
+    assign_person_ids(con, run_id="r2")
+    after = ids(con)
+    assert after == {**before, "a:3": before["b:1"]}
+    assert changes(con, "r2") == [(before["a:1"], before["b:1"], "move")]
+
+
+def test_ended_records_get_the_end_date_of_their_ended_version(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    from linkage.index import build_record_end_dates
+
+    con.execute("CREATE SCHEMA staging")
+    con.execute("""CREATE TABLE staging.ps_population AS SELECT * FROM (VALUES
+        ('R1', 'active', TIMESTAMP '2026-11-01 02:00', NULL, false, 'b1'),
+        ('R1', 'deregistered', TIMESTAMP '2026-11-02 09:00', TIMESTAMP '2026-11-02 09:00', true, 'b2'),
+        ('R2', 'active', TIMESTAMP '2026-11-01 02:00', NULL, true, 'b1'))
+        t(person_no, record_status, valid_from, valid_to, is_current, batch_id)""")
+    con.execute("""CREATE TABLE staging.hw_ehr_person AS SELECT * FROM (VALUES
+        ('E1', 'deleted', TIMESTAMP '2026-11-02 08:00', TIMESTAMP '2026-11-02 08:00', true, 'h2'))
+        t(record_id, record_status, valid_from, valid_to, is_current, batch_id)""")
+    assert build_record_end_dates(con) == 2
+    rows = con.execute("SELECT * FROM linkage.record_end_dates ORDER BY record_id").fetchall()
+    assert rows == [
+        ("hw_ehr_person:E1", "deleted", datetime(2026, 11, 2, 8), "h2"),
+        ("ps_population:R1", "deregistered", datetime(2026, 11, 2, 9), "b2"),
+    ]

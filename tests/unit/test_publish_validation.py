@@ -39,7 +39,9 @@ def district(persons: int) -> duckdb.DuckDBPyConnection:
     con.execute("""CREATE TABLE linkage.cluster_edges (unique_id_l VARCHAR, unique_id_r VARCHAR,
         match_weight DOUBLE, match_probability DOUBLE)""")
     con.execute("""CREATE TABLE linkage.person_id_changes (old_person_id VARCHAR, new_person_id VARCHAR,
-        kind VARCHAR, run_id VARCHAR, changed_at TIMESTAMP, records BIGINT)""")
+        kind VARCHAR, run_id VARCHAR, changed_at TIMESTAMP, records BIGINT, batch_ids VARCHAR)""")
+    con.execute("""CREATE TABLE linkage.record_end_dates (record_id VARCHAR, record_status VARCHAR,
+        ended_at TIMESTAMP, ended_batch_id VARCHAR)""")
     con.execute("""CREATE TABLE staging.ca_recipients AS SELECT * FROM (VALUES
         ('M1', '低保', 697.50::DECIMAL(12,2), '在保', DATE '2017-04-05', 'active', true, 'b1'),
         ('M1', '低保', 600.00::DECIMAL(12,2), '在保', DATE '2017-04-05', 'active', false, 'b0'))

@@ -1,0 +1,180 @@
+"""Incremental linkage: what counts as changed, and that linking only the change gives
+what a full re-link gives.
+
+The district is the hand-built one of `test_linkage_model` (households, twins, damaged
+IDs); a "day 2" is made from it by hand: a renamed record, a removed one, a newcomer
+who is somebody's second health record, and a death (deregistered).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from test_linkage_model import _load, build_district
+
+from linkage import incremental
+from linkage.incremental import link_incremental, standardise, tf_columns, write_fingerprints
+from linkage.predict import link, plan, record_run
+from linkage.standardize import PERSON_RECORD_COLUMNS
+from linkage.train import load_model, train_model
+
+TABLE = "linkage.person_features"
+
+
+def _records(rows: list[dict[str, str]]) -> pd.DataFrame:
+    base = dict.fromkeys(PERSON_RECORD_COLUMNS)
+    return pd.DataFrame([{**base, **r} for r in rows], columns=list(PERSON_RECORD_COLUMNS), dtype=object)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
+    frame = _records(rows)  # noqa: F841  (read by duckdb)
+    con.execute("CREATE OR REPLACE TABLE staging.person_records AS SELECT * FROM frame")
+
+
+ZHANG = {"record_id": "ps_population:1", "feed": "ps_population", "name": "张伟",
+         "id_number": "110105194803120016", "birth_raw": "19480312", "sex_raw": "男",
+         "record_status": "active"}  # fmt: skip
+LI = {"record_id": "hw_ehr_person:2", "feed": "hw_ehr_person", "name": "李娜",
+      "birth_raw": "1990-05-01", "phone": "13800138000", "record_status": "active"}  # fmt: skip
+WANG = {"record_id": "ca_recipients:3", "feed": "ca_recipients", "name": "王芳",
+        "birth_raw": "1950-02", "record_status": "active"}  # fmt: skip
+
+
+def test_standardise_redoes_only_new_or_changed_records() -> None:
+    con = duckdb.connect()
+    _stage(con, [ZHANG, LI, WANG])
+    first = standardise(con)
+    assert (first.full, first.standardised, first.records) == (True, 3, 3)
+    # 李娜 renamed, 王芳 gone, a newcomer; 张伟 untouched
+    newcomer = {**LI, "record_id": "hw_ehr_person:4", "name": "赵敏"}
+    _stage(con, [ZHANG, {**LI, "name": "李婧"}, newcomer])
+    second = standardise(con)
+    assert (second.full, second.standardised, second.removed, second.records) == (False, 2, 1, 3)
+    incremental_rows = con.execute(f"SELECT * FROM {TABLE} ORDER BY unique_id").fetchall()
+    again = standardise(con, full=True)
+    assert again.standardised == 3
+    assert con.execute(f"SELECT * FROM {TABLE} ORDER BY unique_id").fetchall() == incremental_rows
+    assert standardise(con).standardised == 0  # nothing new: nothing to do
+
+
+def test_changes_are_sorted_into_rescored_status_only_and_removed() -> None:
+    con = duckdb.connect()
+    zhao = {"record_id": "hw_ehr_person:6", "feed": "hw_ehr_person", "name": "赵强",
+            "phone": "13900139000", "record_status": "active"}  # fmt: skip
+    _stage(con, [ZHANG, LI, WANG, zhao])
+    standardise(con)
+    write_fingerprints(con, ["name_std", "phone_std"])
+    newcomer = {**WANG, "record_id": "ca_recipients:5"}
+    _stage(con, [{**ZHANG, "record_status": "deregistered"}, {**LI, "phone": "13900139000"},
+                 newcomer, zhao])  # fmt: skip
+    standardise(con)
+    # changed: LI and the newcomer; for frequencies: 赵强, whose phone LI now shares
+    # (王芳's name count is unchanged: one left, one came); status: ZHANG; removed: WANG
+    assert incremental._diff(con, ["name_std", "phone_std"]) == (2, 1, 1, 1)
+    rescored = {r[0] for r in con.execute("SELECT unique_id FROM _rescore").fetchall()}
+    assert rescored == {"hw_ehr_person:2", "ca_recipients:5", "hw_ehr_person:6"}
+
+
+@pytest.fixture(scope="module")
+def district() -> pd.DataFrame:
+    return build_district()
+
+
+@pytest.fixture(scope="module")
+def model(district: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.json"
+    con = duckdb.connect()
+    _load(con, district)
+    train_model(con, TABLE, seed=42, model_path=path)
+    return path
+
+
+def _day2(district: pd.DataFrame) -> pd.DataFrame:
+    """A renamed record, a removed one, a second health record, a death."""
+    day2 = district.copy()
+    ids = list(day2["unique_id"])
+    renamed, removed, died = ids[3], ids[10], ids[20]
+    day2.loc[day2["unique_id"] == renamed, ["name_std", "given_name"]] = ["王小明", "小明"]
+    day2.loc[day2["unique_id"] == died, "record_status"] = "deregistered"
+    twin = day2[day2["unique_id"] == ids[30]].copy()
+    twin["unique_id"] = "hw_ehr_person:NEW1"
+    twin["source_dataset"] = "hw_ehr_person"
+    return pd.concat([day2[day2["unique_id"] != removed], twin], ignore_index=True)
+
+
+def _partition(con: duckdb.DuckDBPyConnection) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for uid, cid in con.execute("SELECT unique_id, cluster_id FROM linkage.clusters").fetchall():
+        groups.setdefault(cid, set()).add(uid)
+    return {frozenset(g) for g in groups.values()}
+
+
+def _pairs(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], float]:
+    rows = con.execute(
+        "SELECT unique_id_l, unique_id_r, match_probability FROM linkage.predictions"
+    ).fetchall()
+    return {(a, b): p for a, b, p in rows}
+
+
+def test_incremental_linkage_equals_a_full_relink(district: pd.DataFrame, model: Path) -> None:
+    inc = duckdb.connect()
+    _load(inc, district)
+    link(inc, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(inc, tf_columns(load_model(model)))
+    day2 = _day2(district)
+    _load(inc, day2)
+    result = link_incremental(inc, model_path=model, threshold=0.9, review_floor=0.01)
+    assert (result.changed, result.status_changed, result.removed) == (2, 1, 1)
+    # and the records sharing a name or phone whose count moved (term frequencies)
+    assert 2 < result.rescored < len(day2) / 4
+    assert result.reclustered < len(day2) / 4  # only the touched components
+
+    full = duckdb.connect()
+    _load(full, day2)
+    link(full, TABLE, model_path=model, threshold=0.9)
+    assert _partition(inc) == _partition(full)
+    inc_pairs, full_pairs = _pairs(inc), _pairs(full)
+    assert set(inc_pairs) == set(full_pairs)
+    # pairs not scored again keep yesterday's total count of names: close, not identical
+    assert max(abs(inc_pairs[k] - full_pairs[k]) for k in full_pairs) < 0.002
+    left = inc.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%splink%' "
+        "OR table_name LIKE '\\_\\_sharehub%' ESCAPE '\\' OR table_name LIKE '\\_%' ESCAPE '\\'"
+    ).fetchall()
+    assert left == []
+
+
+def test_nothing_changed_rescores_nothing(district: pd.DataFrame, model: Path) -> None:
+    con = duckdb.connect()
+    _load(con, district)
+    link(con, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(con)
+    before = (_partition(con), _pairs(con))
+    result = link_incremental(con, model_path=model, threshold=0.9, review_floor=0.01)
+    assert (result.rescored, result.scored_pairs, result.reclustered) == (0, 0, 0)
+    assert (_partition(con), _pairs(con)) == before
+
+
+def test_plan_is_incremental_only_on_the_same_model_and_threshold(
+    district: pd.DataFrame, model: Path, tmp_path: Path
+) -> None:
+    con = duckdb.connect()
+    _load(con, district)
+    assert plan(con, model_path=model, threshold=0.9).reason == "no previous linkage to build on"
+    link(con, TABLE, model_path=model, threshold=0.9)
+    con.execute("CREATE TABLE linkage.person_ids AS SELECT unique_id AS record_id FROM linkage.clusters")
+    first = plan(con, model_path=model, threshold=0.9, full=True)
+    assert not first.incremental
+    record_run(con, first, run_id="r1", now=pd.Timestamp("2026-11-01").to_pydatetime(),
+               model_path=model, threshold=0.9, counts=(1, 1, 1, 1))  # fmt: skip
+    assert plan(con, model_path=model, threshold=0.9).incremental
+    assert "threshold" in plan(con, model_path=model, threshold=0.8).reason
+    other = tmp_path / "other.json"
+    other.write_text(model.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    assert "model file changed" in plan(con, model_path=other, threshold=0.9).reason
+    assert not plan(con, model_path=tmp_path / "none.json", threshold=0.9).incremental
