@@ -1,19 +1,70 @@
 """The auditors' metrics, computed from the published tables and stored per version.
 
-Definitions are written in docs/metrics.md; each metric here is one SQL query over
-``shared.person_xref`` so an auditor can rerun it by hand. Stored long (one row per metric
-and scope) so adding a metric never changes the table's shape.
+Why SQL: an auditor must be able to recompute every stored figure by hand. Each metric is
+one query in ``METRIC_QUERIES`` returning ``scope, numerator, denominator, value`` rows;
+docs/metrics.md defines each one in words (numerator, denominator, target, why) and
+``sharehub report --query NAME`` runs it read-only. Stored long in
+``audit.sharing_metrics`` (one row per version, metric and scope) so adding a metric never
+changes the table's shape.
+
+The queries read the tables of the version being measured: ``shared.person`` and
+``shared.person_xref`` (the published version), ``staging.person_records`` and
+``linkage.person_features`` (the record values that version was built from), and the batch
+ledger ``raw.batches``. That is why :func:`record` refuses any version but the newest.
+
+A department is the prefix of its feeds' names (``ps_population`` and ``ps_housing`` are
+public security ``ps``; ``ca_recipients`` civil affairs; ``hw_ehr_person`` health), the
+same codes the shared-table contracts grant columns to.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 
+from sharehub.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+# The departments that deliver feeds, hence subscribe to person data and can be measured.
+DEPARTMENTS: tuple[str, ...] = ("ps", "ca", "hw")
+
+# Golden-record fields that carry a value keyed about a person (each has a *_source column).
+PERSON_FIELDS: tuple[str, ...] = (
+    "name", "id_number", "sex", "birth_date", "phone", "address", "house_code",
+)
+
+# The department whose keying each field is meant to come from under the survivorship rules
+# of sharehub/publish/golden.py (the first-ranked source): public security population for
+# identity and the residence register; no department for the phone (the most recent wins).
+SOURCE_DEPARTMENT: dict[str, str | None] = {
+    "name": "ps", "id_number": "ps", "sex": "ps", "birth_date": "ps",
+    "phone": None, "address": "ps", "house_code": "ps",
+}
+
+# What each department needs *from the hub*: the person fields its grant on shared.person
+# (contracts/shared_person.yaml) lets it read as values, minus token-only columns (a token
+# joins, it cannot be entered in place of keying) and minus the fields it is itself the
+# designated source of (public security keys the register; it is not served it).
+# tests/unit/test_metrics.py derives this from the contract and fails when they drift.
+NEEDED_FIELDS: dict[str, tuple[str, ...]] = {
+    "ps": ("phone",),
+    "ca": ("name", "sex", "birth_date", "phone", "address"),
+    "hw": ("name", "sex", "birth_date", "phone", "address"),
+}
+
+# Policy targets (share, 0..1). Metrics without a written target are not listed.
+TARGETS: dict[str, float] = {"sharing_rate": 0.90, "repeat_entry_reduction": 0.80}
+
+_NEEDED_VALUES = ", ".join(
+    f"('{department}', '{field}')" for department, fields in NEEDED_FIELDS.items() for field in fields
+)
+_SOURCES = ", ".join(f"{field}_source AS {field}" for field in PERSON_FIELDS)
+_FIELDS = ", ".join(PERSON_FIELDS)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS audit.sharing_metrics (
@@ -28,7 +79,7 @@ CREATE TABLE IF NOT EXISTS audit.sharing_metrics (
 )
 """
 
-# metric name -> (SQL returning scope, numerator, denominator, value; description)
+# metric name -> SQL returning (scope, numerator, denominator, value) rows.
 METRIC_QUERIES: dict[str, str] = {
     # Every current person record that the hub linked (all feeds, housing owners included).
     "records_in": """
@@ -39,8 +90,9 @@ METRIC_QUERIES: dict[str, str] = {
         SELECT 'all', count(DISTINCT person_id), NULL, count(DISTINCT person_id)
         FROM shared.person_xref
     """,
-    # Records that re-key a person already known: records_in - persons_out.
-    "repeat_entries_avoided": """
+    # Repeat keyings before the hub: records beyond the first of each person
+    # (records_in - persons_out). How many the hub makes unnecessary: repeat_entry_reduction.
+    "repeat_keyings": """
         SELECT 'all', count(*) - count(DISTINCT person_id), count(*),
                count(*) - count(DISTINCT person_id)
         FROM shared.person_xref
@@ -57,13 +109,125 @@ METRIC_QUERIES: dict[str, str] = {
                count(*) FILTER (WHERE n >= 2) / nullif(count(*), 0)
         FROM (SELECT person_id, count(DISTINCT feed) n FROM shared.person_xref GROUP BY 1)
     """,
-    # Per feed: share of its records whose person is also known to another feed.
+    # Match rate to another feed: share of a feed's records whose person has a record in
+    # another feed.
     "feed_records_shared": """
         WITH pf AS (SELECT person_id, count(DISTINCT feed) n FROM shared.person_xref GROUP BY 1)
-        SELECT x.feed, count(*) FILTER (WHERE pf.n >= 2), count(*),
+        SELECT coalesce(x.feed, 'all'), count(*) FILTER (WHERE pf.n >= 2), count(*),
                count(*) FILTER (WHERE pf.n >= 2) / nullif(count(*), 0)
-        FROM shared.person_xref x JOIN pf USING (person_id)
-        GROUP BY x.feed
+        FROM shared.person_xref x JOIN pf ON pf.person_id = x.person_id
+        GROUP BY GROUPING SETS ((x.feed), ())
+        ORDER BY 1
+    """,
+    # Match rate: share of a feed's records linked to at least one other record (any feed).
+    "feed_records_linked": """
+        WITH pr AS (SELECT person_id, count(*) n FROM shared.person_xref GROUP BY 1)
+        SELECT coalesce(x.feed, 'all'), count(*) FILTER (WHERE pr.n >= 2), count(*),
+               count(*) FILTER (WHERE pr.n >= 2) / nullif(count(*), 0)
+        FROM shared.person_xref x JOIN pr ON pr.person_id = x.person_id
+        GROUP BY GROUPING SETS ((x.feed), ())
+        ORDER BY 1
+    """,
+    # Coverage: share of the persons in the index that the department holds a record of.
+    "coverage": """
+        SELECT split_part(feed, '_', 1), count(DISTINCT person_id),
+               (SELECT count(DISTINCT person_id) FROM shared.person_xref),
+               count(DISTINCT person_id)
+                 / nullif((SELECT count(DISTINCT person_id) FROM shared.person_xref), 0)
+        FROM shared.person_xref
+        GROUP BY 1 ORDER BY 1
+    """,
+    # Data-sharing rate (target 90%): of the values a department needs from the hub for the
+    # persons it holds (NEEDED_FIELDS; only values the hub has), the share the hub serves
+    # from another department's record (the golden value's *_source).
+    "sharing_rate": f"""
+        WITH needed(department, field) AS (VALUES {_NEEDED_VALUES}),
+        held AS (
+            SELECT DISTINCT split_part(feed, '_', 1) AS department, person_id
+            FROM shared.person_xref
+        ),
+        golden AS (
+            UNPIVOT (SELECT person_id, {_SOURCES} FROM shared.person)
+            ON {_FIELDS} INTO NAME field VALUE source_record
+        ),
+        slots AS (
+            SELECT h.department,
+                   split_part(g.source_record, '_', 1) <> h.department AS from_other
+            FROM held h
+            JOIN needed n ON n.department = h.department
+            JOIN golden g ON g.person_id = h.person_id AND g.field = n.field
+        )
+        SELECT coalesce(department, 'all'), count(*) FILTER (WHERE from_other), count(*),
+               count(*) FILTER (WHERE from_other) / nullif(count(*), 0)
+        FROM slots
+        GROUP BY GROUPING SETS ((department), ())
+        ORDER BY 1
+    """,
+    # Repeat-entry reduction (target 80%): repeat keyings (records beyond a person's first)
+    # that the hub makes unnecessary. A record must still be keyed when it alone holds some
+    # value of its person (the hub could not supply it); every person is keyed once.
+    "repeat_entry_reduction": f"""
+        WITH holds AS (
+            UNPIVOT (
+                SELECT x.person_id, x.record_id,
+                       f.name_std IS NOT NULL AS name,
+                       f.id_norm IS NOT NULL AND coalesce(f.id_valid, false) AS id_number,
+                       f.sex IS NOT NULL AS sex,
+                       f.birth_date IS NOT NULL AS birth_date,
+                       f.phone_std IS NOT NULL AS phone,
+                       r.address IS NOT NULL AS address,
+                       r.house_code IS NOT NULL AND r.feed = 'ps_population' AS house_code
+                FROM shared.person_xref x
+                JOIN staging.person_records r ON r.record_id = x.record_id
+                JOIN linkage.person_features f ON f.unique_id = x.record_id
+            ) ON {_FIELDS} INTO NAME field VALUE has
+        ),
+        sole AS (
+            SELECT DISTINCT record_id FROM (
+                SELECT record_id, has,
+                       count(*) FILTER (WHERE has) OVER (PARTITION BY person_id, field) AS holders
+                FROM holds
+            ) WHERE has AND holders = 1
+        ),
+        per_person AS (
+            SELECT x.person_id, count(*) AS before, greatest(1, count(s.record_id)) AS after
+            FROM shared.person_xref x LEFT JOIN sole s ON s.record_id = x.record_id
+            GROUP BY x.person_id
+        )
+        SELECT 'all', sum(before - after), sum(before - 1),
+               sum(before - after) / nullif(sum(before - 1), 0)
+        FROM per_person
+    """,
+    # Quality pass rate: rows staged / rows landed over the feed's loaded batches (the
+    # deliveries the version's staging state was built from). The rest were quarantined.
+    "quality_pass_rate": """
+        SELECT coalesce(feed, 'all'), sum(rows_staged), sum(rows_landed),
+               sum(rows_staged) / nullif(sum(rows_landed), 0)
+        FROM raw.batches
+        WHERE status = 'loaded'
+        GROUP BY GROUPING SETS ((feed), ())
+        ORDER BY 1
+    """,
+    # Timeliness: hours from the newest loaded delivery's extracted_at (UTC+8, as the ledger
+    # stores it) to the version's published_at (the publishing machine's local time, turned
+    # into UTC+8 through the session time zone). Scope 'all': the stalest feed.
+    "timeliness_hours": """
+        WITH published AS (
+            SELECT timezone('Asia/Shanghai', published_at::TIMESTAMPTZ) AS at
+            FROM audit.publish_versions ORDER BY version DESC LIMIT 1
+        ),
+        newest AS (
+            SELECT feed, max(coalesce(extracted_at, received_at)) AS as_of
+            FROM raw.batches WHERE status = 'loaded' GROUP BY feed
+        ),
+        hours AS (
+            SELECT n.feed, date_diff('second', n.as_of, p.at) / 3600 AS h
+            FROM newest n CROSS JOIN published p
+        )
+        SELECT coalesce(feed, 'all'), max(h), NULL, max(h)
+        FROM hours
+        GROUP BY GROUPING SETS ((feed), ())
+        ORDER BY 1
     """,
 }
 
@@ -79,28 +243,57 @@ class Metric:
     value: float | None
 
 
+def _missing_tables(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """Schema-qualified tables a query reads that do not exist in this warehouse."""
+    found = duckdb.get_table_names(sql, qualified=True)
+    names = {re.split(r"\s+AS\s+", n, flags=re.IGNORECASE)[0].strip() for n in found if "." in n}
+    existing = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall()
+    }
+    return sorted(names - existing)
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def compute(con: duckdb.DuckDBPyConnection) -> list[Metric]:
-    """Compute every metric from the published shared tables."""
+    """Compute every metric whose source tables exist.
+
+    Why skip rather than fail: a warehouse that never had a delivery through the ledger
+    (a hand-built one in a test, or shared tables restored from a backup) can still be
+    measured on what it has; the skipped metrics are logged.
+    """
     metrics = []
     for name, sql in METRIC_QUERIES.items():
+        missing = _missing_tables(con, sql)
+        if missing:
+            log.info("metric %s not computed: %s missing", name, ", ".join(missing))
+            continue
         for scope, num, den, value in con.execute(sql).fetchall():
-            metrics.append(
-                Metric(
-                    name,
-                    str(scope),
-                    None if num is None else float(num),
-                    None if den is None else float(den),
-                    None if value is None else float(value),
-                )
-            )
+            metrics.append(Metric(name, str(scope), _float(num), _float(den), _float(value)))
     return metrics
 
 
 def record(
     con: duckdb.DuckDBPyConnection, version: int, *, now: datetime | None = None
 ) -> list[Metric]:
-    """Compute the metrics and store them for ``version`` (replacing any earlier computation)."""
+    """Compute the metrics and store them for ``version`` (replacing any earlier computation).
+
+    Only the newest published version can be measured: the shared tables hold no other.
+    """
     now = now or datetime.now()
+    if _missing_tables(con, "SELECT * FROM audit.publish_versions") == []:
+        rows = con.execute("SELECT max(version) FROM audit.publish_versions").fetchall()
+        latest = rows[0][0]
+        if latest is not None and int(latest) != version:
+            raise ConfigError(
+                f"metrics can only be recorded for the published version {latest} (the one "
+                f"the shared tables hold), not version {version}"
+            )
     con.execute(_DDL)
     metrics = compute(con)
     con.execute("DELETE FROM audit.sharing_metrics WHERE version = ?", [version])
