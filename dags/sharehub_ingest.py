@@ -1,11 +1,24 @@
-"""One ingest DAG per feed: daily, pulls pending deliveries, updates the feed's Asset."""
+"""One ingest DAG per feed: daily, waits for a new delivery, pulls it, updates the feed's Asset.
+
+``wait_for_delivery`` short-circuits the run when nothing new is pending (no new delivery
+folder; for the health table, no ``updated_at`` past the watermark), so a quiet day ends
+with skipped tasks and no Asset event: linkage only runs when a staged table changed.
+``pull`` skips itself when nothing loaded, for the same reason. Both read or write the
+warehouse, so both take the one-slot pool (DuckDB refuses a reader while another process
+writes); they outrank linkage for the slot, so deliveries that land together are staged
+before one linkage run takes them all. Re-run one delivery by triggering with
+``{"batch_id": "<folder name>"}``.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from sharehub.airflow_assets import DEFAULT_ARGS, FEEDS, POOL, STAGED, on_failure
+from sharehub.airflow_assets import DEFAULT_ARGS, FEEDS, INGEST_PRIORITY, POOL, STAGED, on_failure
 
 
 def make_ingest_dag(feed: str) -> object:
@@ -15,22 +28,37 @@ def make_ingest_dag(feed: str) -> object:
         start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
         catchup=False,
         max_active_runs=1,
-        default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
+        default_args={**DEFAULT_ARGS, **INGEST_PRIORITY, "on_failure_callback": on_failure},
         params={
             "feed": Param(feed, type="string", const=feed),
             "batch_id": Param(None, type=["null", "string"],
-                              description="Re-run only this batch (file feeds); empty = all pending"),
+                              description="Re-run only this delivery folder (file feeds); "
+                                          "empty = every pending delivery"),
         },
         tags=["sharehub", "ingest"],
+        doc_md=__doc__,
     )
     def ingest_dag() -> None:
+        @task.short_circuit(pool=POOL)
+        def wait_for_delivery(params: dict[str, Any] | None = None) -> list[str]:
+            from sharehub import tasks
+            from sharehub.errors import NotFound
+
+            try:
+                return tasks.pending(feed, batch_id=(params or {}).get("batch_id"))
+            except NotFound as exc:  # a mistyped batch_id: retrying cannot help
+                raise AirflowFailException(str(exc)) from exc
+
         @task(pool=POOL, outlets=[STAGED[feed]])
-        def pull(params: dict | None = None) -> list:  # type: ignore[type-arg]
+        def pull(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
             from sharehub import tasks
 
-            return tasks.ingest(feed, batch_id=(params or {}).get("batch_id"))
+            results = tasks.ingest(feed, batch_id=(params or {}).get("batch_id"))
+            if not tasks.loaded(results):  # raises when a refused delivery is the reason
+                raise AirflowSkipException(f"{feed}: nothing loaded; the staged table is unchanged")
+            return results
 
-        pull()
+        wait_for_delivery() >> pull()
 
     return ingest_dag()
 

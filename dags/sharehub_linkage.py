@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import dag, task
 
@@ -17,10 +19,11 @@ from sharehub.airflow_assets import DEFAULT_ARGS, MASTER_INDEX, POOL, STAGED, on
     max_active_runs=1,
     default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
     tags=["sharehub", "linkage"],
+    doc_md=__doc__,
 )
 def sharehub_linkage() -> None:
     @task(pool=POOL, outlets=[MASTER_INDEX])
-    def link() -> dict:  # type: ignore[type-arg]
+    def link() -> dict[str, Any]:
         from sharehub import tasks
 
         return tasks.link()

@@ -6,6 +6,7 @@ depending on the dags folder being on sys.path. Imports only the Airflow SDK: sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,11 @@ MASTER_INDEX = Asset(name="master_person_index", uri="sharehub://warehouse/linka
 SHARED = Asset(name="shared_tables", uri="sharehub://warehouse/shared")
 
 POOL = "sharehub_warehouse"  # one slot: DuckDB allows one writing process at a time
+# Ingest tasks go first whenever they wait for the pool beside linkage or publish, so
+# deliveries that land together are all staged before one linkage run takes them all
+# (rather than one relink and one published version per feed). "absolute": the weight
+# is this number, not summed over downstream tasks.
+INGEST_PRIORITY = {"priority_weight": 10, "weight_rule": "absolute"}
 DEFAULT_ARGS = {
     "retries": 3,
     "retry_delay": timedelta(minutes=2),
@@ -25,16 +31,26 @@ DEFAULT_ARGS = {
 }
 
 
-def on_failure(context: dict[str, Any]) -> None:
-    """Log feed, batch and cause so an operator sees what failed without opening the code."""
+def on_failure(context: Mapping[str, Any]) -> None:
+    """Log feed, batch and cause so an operator sees what failed without opening the code.
+
+    A hub error carries its feed and batch (a refused delivery names the batch even when
+    the run pulled "everything pending"); otherwise the run's params say what was asked.
+    """
     import logging
 
     ti = context.get("ti")
     params = context.get("params") or {}
+    exc = context.get("exception")
+    feed = getattr(exc, "feed", None) or params.get("feed")
+    batch = getattr(exc, "batch", None) or params.get("batch_id")
     logging.getLogger("sharehub.dags").error(
-        "task %s failed: feed=%s batch=%s cause=%s",
+        "task %s.%s failed (try %s): feed=%s batch=%s cause=%s: %s",
+        getattr(ti, "dag_id", "?"),
         getattr(ti, "task_id", "?"),
-        params.get("feed"),
-        params.get("batch_id"),
-        context.get("exception"),
+        getattr(ti, "try_number", "?"),
+        feed or "-",
+        batch or ("all pending" if feed else "-"),
+        type(exc).__name__ if exc is not None else "unknown",
+        exc,
     )

@@ -2,12 +2,18 @@
 
 The dag.test() run must end with the same shared tables as `sharehub run` on the same
 deliveries and the same saved model: the DAGs are only another caller of the library.
+An ingest run with nothing new must skip its pull and leave the Asset alone, so linkage
+is not triggered by a quiet day.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +28,7 @@ HEAVY = {"pandas", "duckdb", "splink", "great_expectations", "pandera", "numpy",
 EXPECTED = {
     "sharehub_ingest_ps_population", "sharehub_ingest_ps_housing",
     "sharehub_ingest_ca_recipients", "sharehub_ingest_hw_ehr_person",
-    "sharehub_linkage", "sharehub_publish",
+    "sharehub_linkage", "sharehub_publish", "sharehub_report",
 }
 COMPARED = ("shared.person", "shared.person_xref")
 
@@ -49,7 +55,58 @@ def test_dagbag_has_every_dag_without_errors(airflow_db: Path) -> None:
     for dag_id, dag in bag.dags.items():
         for task in dag.tasks:
             assert task.pool == "sharehub_warehouse", f"{dag_id}.{task.task_id} writes outside the pool"
-            assert task.retries >= 1
+            assert (task.retries or 0) >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+def test_dags_pass_ruff_air3() -> None:
+    """Airflow 3 migration rules (removed and moved names) stay clean in the DAG files."""
+    ruff = Path(sys.executable).with_name("ruff")
+    found = subprocess.run([str(ruff), "check", "--select", "AIR3", "--no-cache", str(ROOT / "dags")],
+                           capture_output=True, text=True, check=False)
+    assert found.returncode == 0, found.stdout + found.stderr
+
+
+def test_schedules_chain_the_assets(airflow_db: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from sharehub.airflow_assets import MASTER_INDEX, SHARED, STAGED
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    for feed, asset in STAGED.items():
+        dag = bag.dags[f"sharehub_ingest_{feed}"]
+        assert [t.task_id for t in dag.topological_sort()] == ["wait_for_delivery", "pull"]
+        assert dag.get_task("pull").outlets == [asset]
+        assert dag.get_task("wait_for_delivery").outlets == []
+        assert set(dag.params) == {"feed", "batch_id"}
+    linkage = _asset_names(bag.dags["sharehub_linkage"].timetable.asset_condition)
+    assert linkage == {a.name for a in STAGED.values()}
+    assert bag.dags["sharehub_linkage"].get_task("link").outlets == [MASTER_INDEX]
+    assert bag.dags["sharehub_publish"].get_task("publish").outlets == [SHARED]
+    for dag_id, asset in (("sharehub_publish", MASTER_INDEX), ("sharehub_report", SHARED)):
+        assert _asset_names(bag.dags[dag_id].timetable.asset_condition) == {asset.name}
+
+
+def _asset_names(condition: Any) -> set[str]:
+    """Names of the Assets in a schedule condition (an Asset, or any/all of several)."""
+    if hasattr(condition, "objects"):
+        return set().union(*(_asset_names(c) for c in condition.objects))
+    return {condition.name}
+
+
+def _states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state).rsplit(".", 1)[-1].lower() for ti in run.get_task_instances()}
+
+
+def _asset_events(name: str) -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return int(session.scalar(
+            select(func.count()).select_from(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id).where(AssetModel.name == name)
+        ) or 0)
 
 
 @pytest.mark.integration
@@ -74,9 +131,29 @@ def test_dag_runs_match_the_cli_pipeline(airflow_db: Path, tmp_path: Path,
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     order = [f"sharehub_ingest_{f}" for f in
              ("ps_population", "ps_housing", "ca_recipients", "hw_ehr_person")]
-    for dag_id in [*order, "sharehub_linkage", "sharehub_publish"]:
+    for dag_id in [*order, "sharehub_linkage", "sharehub_publish", "sharehub_report"]:
         run = bag.dags[dag_id].test()
         assert str(run.state).endswith("success"), f"{dag_id} ended {run.state}"
+        assert set(_states(run).values()) == {"success"}, f"{dag_id}: {_states(run)}"
+    for feed in ("ps_population", "ps_housing", "ca_recipients", "hw_ehr_person"):
+        assert _asset_events(f"staging_{feed}") >= 1, f"no Asset event for {feed}"
+
+    # A second day with nothing new: every ingest run ends green, its pull skipped,
+    # and no Asset event (so nothing would trigger linkage).
+    before = {feed: _asset_events(f"staging_{feed}") for feed in order}
+    for dag_id in order:
+        run = bag.dags[dag_id].test()
+        assert str(run.state).endswith("success"), f"{dag_id} ended {run.state}"
+        assert _states(run) == {"wait_for_delivery": "success", "pull": "skipped"}, dag_id
+    assert {feed: _asset_events(f"staging_{feed}") for feed in order} == before
+    # Re-running a batch that is already loaded is a clean no-op too.
+    run = bag.dags[order[0]].test(run_conf={"batch_id": "20261101-001"})
+    assert _states(run) == {"wait_for_delivery": "success", "pull": "skipped"}
+
+    report = tmp_path / "reports" / "metrics-v1.json"
+    body = json.loads(report.read_text(encoding="utf-8"))
+    assert body["version"] == 1
+    assert {m["metric"] for m in body["metrics"]} >= {"records_in", "persons_out"}
 
     dag_settings = Settings.from_env({}, warehouse=tmp_path / "dag.duckdb", **common)
     results = {}
@@ -88,3 +165,33 @@ def test_dag_runs_match_the_cli_pipeline(airflow_db: Path, tmp_path: Path,
         finally:
             con.close()
     assert results["dag"] == results["cli"]
+
+
+def test_quiet_day_skips_and_a_wrong_batch_fails_once_with_feed_and_batch_logged(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "landing").mkdir()
+    monkeypatch.setenv("SHAREHUB_WAREHOUSE", str(tmp_path / "dag.duckdb"))
+    monkeypatch.setenv("SHAREHUB_LANDING", str(tmp_path / "landing"))
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["sharehub_ingest_ps_housing"]
+
+    quiet = dag.test()
+    assert str(quiet.state).endswith("success")
+    assert _states(quiet) == {"wait_for_delivery": "success", "pull": "skipped"}
+    assert not (tmp_path / "dag.duckdb").exists(), "a quiet day must not create the warehouse"
+
+    capfd.readouterr()
+    wrong = dag.test(run_conf={"batch_id": "20991231-001"})
+    assert str(wrong.state).endswith("failed")
+    tis = {ti.task_id: ti for ti in wrong.get_task_instances()}
+    assert tis["wait_for_delivery"].try_number == 1, "a missing batch folder must not be retried"
+    # Where the line lands depends on whether Airflow configured logging earlier in the
+    # session (its structlog console, or the root handlers pytest captures): read both.
+    output = capfd.readouterr()
+    logged = [line for line in (output.out + output.err).splitlines() if "[sharehub.dags]" in line]
+    logged += [r.getMessage() for r in caplog.records if r.name == "sharehub.dags"]
+    assert any("failed (try 1): feed=ps_housing batch=20991231-001" in m and "no delivery folder" in m
+               for m in logged), logged
