@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from sharehub.errors import SharehubError
 from sharehub.settings import Settings
@@ -32,7 +33,9 @@ def _domain_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SharehubError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # Text, not markup: the message starts with "[feed=… batch=…]", which rich
+            # would otherwise take for a style tag and drop.
+            err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -94,11 +97,16 @@ def generate(persons: int, seed: int, out: Path, day: int) -> None:
 @warehouse_option
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Trained model JSON (default: $SHAREHUB_MODEL_PATH, else ./data/model.json); trained and saved there if absent.")
-@click.option("--relink", is_flag=True, help="Re-link and re-publish even if nothing new arrived.")
+@click.option("--full-relink", "--relink", "full_relink", is_flag=True,
+              help="Re-standardise and re-link every record from scratch (not only what "
+                   "changed), even if nothing new arrived; --relink is the old name.")
 @_domain_errors
 def run(landing: Path | None, health_url: str | None, warehouse: Path | None,
-        model_path: Path | None, relink: bool) -> None:
+        model_path: Path | None, full_relink: bool) -> None:
     """Pull every pending delivery, link residents and publish the shared tables.
+
+    Linkage is incremental when a trained model and a previous linkage exist: only
+    records new or changed since then are scored and only their clusters re-formed.
 
     Example: sharehub run --landing data/landing --health-url sqlite:///data/health.db
     """
@@ -119,7 +127,7 @@ def run(landing: Path | None, health_url: str | None, warehouse: Path | None,
     con = connect(settings)
     try:
         with status:
-            summary = pipeline.run(con, settings, relink=relink, callback=callback)
+            summary = pipeline.run(con, settings, full_relink=full_relink, callback=callback)
     finally:
         con.close()
     print_run_summary(console, summary, settings)
@@ -150,25 +158,38 @@ def export(table: str, out: Path, warehouse: Path | None) -> None:
 
 @main.command()
 @click.option("--truth", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              required=True, help="CSV with feed,source_key,true_person_id.")
+              required=True,
+              help="CSV with feed,source_key,true_person_id (and twin_of, damage if known).")
+@click.option("--baselines", is_flag=True,
+              help="Also score the exact-ID join and plain Splink on the same records.")
 @warehouse_option
 @_domain_errors
-def evaluate(truth: Path, warehouse: Path | None) -> None:
+def evaluate(truth: Path, baselines: bool, warehouse: Path | None) -> None:
     """Score shared.person_xref against a truth file: pairwise precision, recall, F1.
 
-    Example: sharehub evaluate --truth data/truth.csv
+    With a generator truth file it also counts twin pairs merged and groups wrong and
+    missed links by the damage done to their records. --baselines scores the exact-ID
+    join and a plain Splink model on the same records (in memory; the warehouse is only
+    read). See docs/accuracy.md.
+
+    Example: sharehub evaluate --truth data/truth.csv --baselines
     """
     from sharehub.cli_views import print_evaluation
-    from sharehub.evaluation import evaluate_published
+    from sharehub.evaluation import evaluate_published, evaluate_with_baselines
     from sharehub.warehouse import connect
 
     settings = Settings.from_env(warehouse=warehouse)
     con = connect(settings, read_only=True)
     try:
-        report = evaluate_published(con, truth)
+        if baselines:
+            comparison = evaluate_with_baselines(con, truth, seed=settings.seed,
+                                                 threshold=settings.match_threshold)
+            reports = comparison.reports
+        else:
+            reports = {"sharehub": evaluate_published(con, truth)}
     finally:
         con.close()
-    print_evaluation(console, report)
+    print_evaluation(console, reports)
 
 
 @main.command()
@@ -176,50 +197,69 @@ def evaluate(truth: Path, warehouse: Path | None) -> None:
 @warehouse_option
 @_domain_errors
 def batches(feed: str | None, warehouse: Path | None) -> None:
-    """Show the batch ledger: every delivery, its row counts and its status.
+    """Show the batch ledger: every delivery, its row counts, its status and why.
+
+    One table per feed, titled with the feed's freshness against its contract's latency
+    SLA; `in=s+q` checks rows in = staged + quarantined; rejected batches are listed with
+    their reason under the table. See docs/ingest.md.
 
     Example: sharehub batches --feed ps_population
     """
-    from sharehub.cli_views import print_query
+    from datetime import datetime
+
+    from sharehub.cli_views import known_feed, print_ledger
+    from sharehub.feeds.manifest import CHINA
     from sharehub.warehouse import connect, require_table
 
+    known_feed(feed)
     con = connect(Settings.from_env(warehouse=warehouse), read_only=True)
     try:
         require_table(con, "raw.batches")
-        print_query(console, con, "batch ledger (raw.batches)",
-                    "SELECT feed, batch_id, extract_type, status, rows_declared, rows_landed, "
-                    "rows_staged, rows_quarantined, reason, loaded_at FROM raw.batches "
-                    "WHERE ? IS NULL OR feed = ? ORDER BY feed, batch_id", [feed, feed])
+        balanced = print_ledger(console, con, feed, datetime.now(CHINA))
     finally:
         con.close()
+    if not balanced:
+        sys.exit(1)  # invariant 1 broken: a script or a scheduler must see it
 
 
 @main.command()
 @click.option("--feed", default=None, help="Only this feed.")
 @click.option("--batch", default=None, help="Only this batch id.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Show at most this many rows in detail (the summary counts all).")
+@click.option("--row", "show_row", is_flag=True, help="Also show each row as delivered.")
 @warehouse_option
 @_domain_errors
-def quarantine(feed: str | None, batch: str | None, limit: int, warehouse: Path | None) -> None:
-    """Show quarantined rows: feed, batch, row, column, check and the offending value.
+def quarantine(feed: str | None, batch: str | None, limit: int, show_row: bool,
+               warehouse: Path | None) -> None:
+    """Show quarantined rows: feed, batch, row, column, check, offending value and reason.
+
+    A summary by column and check, then each failing row with every failure it has.
+    Row numbers count data rows as a person reading the file does (first row under the
+    header = 1). See docs/ingest.md.
 
     Example: sharehub quarantine --feed ca_recipients --batch 20261101-001
     """
-    from sharehub.cli_views import print_query
+    from sharehub.cli_views import known_feed, print_quarantine
     from sharehub.warehouse import connect, require_table
 
+    known_feed(feed)
     con = connect(Settings.from_env(warehouse=warehouse), read_only=True)
     try:
         require_table(con, "quarantine.rows")
-        print_query(console, con, "quarantined rows (quarantine.rows)",
-                    "SELECT feed, batch_id, row_number, source_key, column_name, check_name, "
-                    "failure_value, reason FROM quarantine.rows "
-                    "WHERE (? IS NULL OR feed = ?) AND (? IS NULL OR batch_id = ?) "
-                    "ORDER BY feed, batch_id, row_number LIMIT ?",
-                    [feed, feed, batch, batch, limit])
+        print_quarantine(console, con, feed, batch, limit, show_row)
     finally:
         con.close()
 
+
+
+from sharehub.cli_review import review  # noqa: E402 - a command group of its own module
+
+main.add_command(review)
+
+from sharehub.cli_report import report  # noqa: E402 - the auditors' report, its own module
+
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,10 +37,17 @@ class RunSummary:
     predicted_pairs: int = 0
     trained: bool = False
     relinked: bool = False
+    link_mode: str | None = None  # "incremental" or "full"
+    link_reason: str | None = None
+    rescored_records: int = 0
+    reclustered_records: int = 0
+    review_open: int | None = None
+    causes: list[str] = field(default_factory=list)
     version: int | None = None
     version_created: bool = False
     id_changes: Any = None
     houses: Any = None
+    postgres: Any = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -74,44 +81,93 @@ def pull(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Any]:
     return results
 
 
-def standardise(con: duckdb.DuckDBPyConnection) -> int:
-    """Rebuild ``linkage.person_features`` from ``staging.person_records``."""
-    from linkage.standardize import standardize_records
+def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = True) -> int:
+    """Bring ``linkage.person_features`` up to date with ``staging.person_records``.
 
-    records = con.execute("SELECT * FROM staging.person_records ORDER BY record_id").df()
-    features = standardize_records(records)
-    con.register("_features", features)
-    con.execute("CREATE OR REPLACE TABLE linkage.person_features AS SELECT * FROM _features")
-    con.unregister("_features")
-    return len(features)
+    ``full`` re-standardises every record; otherwise only new or changed ones
+    (`linkage.incremental.standardise`). Returns the number of records standardised.
+    """
+    from linkage.incremental import standardise as standardise_records
+
+    return standardise_records(con, full=full).standardised
 
 
-def link(con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary) -> None:
-    """Train the model if none is saved, then predict and cluster at the threshold."""
-    from linkage.predict import link as predict_and_cluster
+def link(
+    con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary, *, full: bool = False
+) -> None:
+    """Train the model if none is saved, then link: incrementally when a previous linkage
+    with the same model and threshold exists, in full otherwise or when ``full``.
+
+    Reviewers' decisions are honoured either way. The plan (mode, reason, causes) is
+    left on ``summary`` for the id change log and the run summary.
+    """
+    from linkage import incremental, predict, review
+    from linkage.cluster import decision_edges_sql
     from linkage.train import train_model
 
+    plan = predict.plan(
+        con, model_path=settings.model_path, threshold=settings.match_threshold, full=full
+    )
     if not settings.model_path.exists():
         # The model is data: trained once, saved as JSON, loaded for every prediction.
         train_model(con, "linkage.person_features", seed=settings.seed, model_path=settings.model_path)
         summary.trained = True
-    result = predict_and_cluster(
-        con,
-        "linkage.person_features",
-        model_path=settings.model_path,
-        threshold=settings.match_threshold,
-    )
+    constraints = review.constraints(con)
+    result: Any
+    if plan.incremental:
+        result = incremental.link_incremental(
+            con, model_path=settings.model_path, threshold=settings.match_threshold,
+            review_floor=predict.REVIEW_FLOOR, review_threshold=settings.review_threshold,
+            constraints=constraints,
+        )  # fmt: skip
+        counts = (result.records, result.rescored, result.reclustered, result.scored_pairs)
+    else:
+        result = predict.link(
+            con, "linkage.person_features", model_path=settings.model_path,
+            threshold=settings.match_threshold, constraints=constraints,
+        )  # fmt: skip
+        counts = (result.records, result.records, result.records, result.scored_pairs)
+    predict.record_run(
+        con, plan, run_id=summary.run_id, now=datetime.now(), model_path=settings.model_path,
+        threshold=settings.match_threshold, counts=counts,
+    )  # fmt: skip
+    summary.link_mode, summary.link_reason, summary.causes = plan.mode, plan.reason, plan.causes
+    summary.rescored_records, summary.reclustered_records = counts[1], counts[2]
     summary.predicted_pairs = int(getattr(result, "predicted_pairs", 0) or 0)
+    # Links inside each cluster, with reviewers' forced links (probability 1) among them.
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE linkage.cluster_edges AS
-        SELECT p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability
-        FROM linkage.predictions p
+        WITH edges AS (
+            SELECT unique_id_l, unique_id_r, match_weight, match_probability, 'model' AS evidence
+            FROM linkage.predictions WHERE match_probability >= ?
+            UNION ALL
+            SELECT d.unique_id_l, d.unique_id_r, NULL, 1.0, 'review'
+            FROM ({decision_edges_sql(constraints)}) d
+        )
+        SELECT p.* FROM edges p
         JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
         JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
-        WHERE a.cluster_id = b.cluster_id AND p.match_probability >= ?
+        WHERE a.cluster_id = b.cluster_id
         """,
         [settings.match_threshold],
+    )
+
+
+def identify(
+    con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary, now: datetime
+) -> None:
+    """Carry person ids forward, note when ended records ended, rebuild the review queue."""
+    from linkage.index import assign_person_ids, build_record_end_dates
+    from linkage.review import build_queue
+
+    summary.id_changes = assign_person_ids(
+        con, run_id=summary.run_id, now=now, batch_ids=summary.causes
+    )
+    build_record_end_dates(con)
+    summary.review_open = build_queue(
+        con, run_id=summary.run_id, threshold=settings.match_threshold,
+        review_threshold=settings.review_threshold,
     )
 
 
@@ -134,19 +190,21 @@ def run(
     settings: Settings,
     *,
     relink: bool = False,
+    full_relink: bool = False,
     callback: StageCallback = _log_callback,
     now: datetime | None = None,
 ) -> RunSummary:
-    """Run every stage once. Linkage is skipped when nothing new arrived, unless ``relink``.
+    """Run every stage once. Linkage is skipped when nothing new arrived and no review
+    decision awaits, unless ``relink``/``full_relink`` (the same: re-standardise and
+    re-link everything from scratch); otherwise it is incremental when it can be.
 
     Re-running on the same deliveries changes nothing: pulls are no-ops, linkage is
     deterministic for a saved model, ids are carried forward and an identical candidate
     does not become a new published version.
     """
-    from linkage.index import assign_person_ids
-    from sharehub import metrics
+    from linkage.predict import last_run
+    from linkage.review import decisions_after
     from sharehub.feeds import build_person_records
-    from sharehub.publish import publish
 
     now = now or datetime.now()
     summary = RunSummary(run_id=new_run_id(now))
@@ -154,7 +212,10 @@ def run(
         summary.batches = pull(con, settings)
     loaded = [b for b in summary.batches if getattr(b, "status", None) == "loaded"]
     has_index = table_exists(con, "shared.person_xref")
-    if not loaded and has_index and not relink:
+    full = relink or full_relink
+    last = last_run(con)
+    pending = decisions_after(con, int(last["decision_no"] or 0) if last else 0)
+    if not loaded and not pending and has_index and not full:
         callback("done", "nothing new arrived; linkage and publication skipped")
         _fill_from_published(con, summary)
         return summary
@@ -162,20 +223,59 @@ def run(
     with _stage(summary, "stage", callback):
         summary.records = build_person_records(con)
     with _stage(summary, "standardise", callback):
-        standardise(con)
+        standardise(con, full=full)
     with _stage(summary, "link", callback):
-        link(con, settings, summary)
+        link(con, settings, summary, full=full)
+    callback("done", f"linkage {summary.link_mode}: {summary.link_reason}; "
+                     f"{summary.rescored_records:,} records scored, "
+                     f"{summary.reclustered_records:,} re-clustered")
     with _stage(summary, "identify", callback):
-        summary.id_changes = assign_person_ids(con, run_id=summary.run_id, now=now)
+        identify(con, settings, summary, now)
     with _stage(summary, "houses", callback):
         summary.houses = index_houses(con)
     with _stage(summary, "publish", callback):
-        result = publish(con, run_id=summary.run_id, now=now)
-        summary.version, summary.version_created = result.version, result.created
-        if result.created:
-            metrics.record(con, result.version, now=now)
+        outcome = publish_version(con, settings, run_id=summary.run_id, now=now)
+        summary.version, summary.version_created = outcome.version, outcome.created
+        summary.postgres = outcome.postgres
     _fill_from_published(con, summary)
     return summary
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What the publish stage did: the version, and whether auditors/subscribers got news."""
+
+    version: int
+    created: bool
+    metrics_recorded: bool
+    postgres: Any = None
+
+
+def publish_version(
+    con: duckdb.DuckDBPyConnection, settings: Settings, *, run_id: str, now: datetime | None = None
+) -> PublishOutcome:
+    """Publish the shared tables, record the metrics, copy the version to PostgreSQL.
+
+    One function for the CLI and the publish DAG, so both heal the same way: metrics are
+    recorded when the published version has none (a run that failed between the swap and
+    the metrics), and the PostgreSQL copy is idempotent, so calling it for the version
+    already served catches up after a failed copy without changing anything otherwise.
+    """
+    from sharehub import metrics
+    from sharehub.publish import publish
+
+    result = publish(con, run_id=run_id, now=now)
+    missing = not table_exists(con, "audit.sharing_metrics") or not one(
+        con, "SELECT count(*) FROM audit.sharing_metrics WHERE version = ?", [result.version]
+    )[0]
+    if result.created or missing:
+        metrics.record(con, result.version, now=now)
+    postgres = None
+    if settings.publish_url:
+        from sharehub.publish import publish_to_postgres
+
+        postgres = publish_to_postgres(con, settings, result.version)
+    return PublishOutcome(result.version, result.created, result.created or missing, postgres)
 
 
 def _fill_from_published(con: duckdb.DuckDBPyConnection, summary: RunSummary) -> None:

@@ -70,3 +70,18 @@ def test_missing_warehouse_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["batches", "--warehouse", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 1
     assert "run `sharehub run` first" in result.output
+
+
+def test_error_location_survives_the_terminal(district: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Errors start with "[feed=… batch=…]": rich must print it, not read it as markup."""
+    from sharehub import export
+    from sharehub.errors import DeliveryRejected
+
+    def broken(*_: object) -> int:
+        raise DeliveryRejected("bad bytes", feed="ps_housing", batch="20261102-001", row=3)
+
+    monkeypatch.setattr(export, "export_table", broken)
+    result = CliRunner().invoke(main, ["export", "shared.person", "--out", str(district / "p.csv"),
+                                       "--warehouse", str(district / "w.duckdb")])
+    assert result.exit_code == 1
+    assert "[feed=ps_housing batch=20261102-001 row=3] bad bytes" in result.output

@@ -85,7 +85,7 @@ def test_run_publishes_every_person_record(first_run: pipeline.RunSummary, setti
     assert ledger == 0
     assert first_run.metrics["records_in"] == staged
     assert first_run.metrics["persons_out"] == persons
-    assert first_run.metrics["repeat_entries_avoided"] == staged - persons
+    assert first_run.metrics["repeat_keyings"] == staged - persons
 
 
 def test_accuracy_floor(first_run: pipeline.RunSummary, settings: Settings, district: Path) -> None:

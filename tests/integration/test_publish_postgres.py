@@ -81,7 +81,9 @@ def con(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
 
 @pytest.fixture(scope="module")
 def first(con: duckdb.DuckDBPyConnection, settings: Settings, database: tuple[str, str]) -> PostgresPublishResult:
-    summary = pipeline.run(con, settings)
+    # The pipeline publishes to PostgreSQL itself when a URL is set, with the default role
+    # names; here the copy is made explicitly with this test's own role prefix.
+    summary = pipeline.run(con, settings.with_(publish_url=None))
     assert summary.version == 1
     return publish_to_postgres(con, settings, 1, role_prefix=database[1])
 

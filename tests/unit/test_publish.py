@@ -50,7 +50,9 @@ def con() -> duckdb.DuckDBPyConnection:
     con.execute("INSERT INTO linkage.cluster_edges VALUES ('ps_population:1', 'hw_ehr_person:9', 12, 0.999),"
                 " ('ps_population:1', 'ca_recipients:5', 20, 0.99999)")
     con.execute("""CREATE TABLE linkage.person_id_changes (old_person_id VARCHAR, new_person_id VARCHAR,
-        kind VARCHAR, run_id VARCHAR, changed_at TIMESTAMP, records BIGINT)""")
+        kind VARCHAR, run_id VARCHAR, changed_at TIMESTAMP, records BIGINT, batch_ids VARCHAR)""")
+    con.execute("""CREATE TABLE linkage.record_end_dates (record_id VARCHAR, record_status VARCHAR,
+        ended_at TIMESTAMP, ended_batch_id VARCHAR)""")
     return con
 
 
@@ -100,7 +102,7 @@ def test_metrics_are_exact_on_inline_rows(con: duckdb.DuckDBPyConnection) -> Non
     stored = {(m.metric, m.scope): m for m in metrics.record(con, result.version)}
     assert stored[("records_in", "all")].value == 4
     assert stored[("persons_out", "all")].value == 2
-    assert stored[("repeat_entries_avoided", "all")].value == 2
+    assert stored[("repeat_keyings", "all")].value == 2
     assert stored[("records_per_person", "all")].value == 2.0
     assert stored[("persons_in_2plus_feeds", "all")].value == 0.5
     assert stored[("feed_records_shared", "ps_population")].value == 0.5
@@ -108,3 +110,23 @@ def test_metrics_are_exact_on_inline_rows(con: duckdb.DuckDBPyConnection) -> Non
     rows = con.execute("SELECT count(*) FROM audit.sharing_metrics WHERE version = 1").fetchall()
     metrics.record(con, result.version)  # recomputing a version replaces, never duplicates
     assert con.execute("SELECT count(*) FROM audit.sharing_metrics WHERE version = 1").fetchall() == rows
+
+
+def test_publish_version_records_metrics_and_copies_to_postgres_when_configured(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharehub import pipeline
+    from sharehub import publish as publish_package
+    from sharehub.settings import Settings
+
+    calls: list[int] = []
+    monkeypatch.setattr(publish_package, "publish_to_postgres",
+                        lambda _con, _settings, version: calls.append(version) or "copied")
+    off = pipeline.publish_version(con, Settings.from_env({}), run_id="r1")
+    assert (off.version, off.created, off.metrics_recorded, off.postgres) == (1, True, True, None)
+    assert calls == []
+    on = Settings.from_env({}, publish_url="postgresql://example/db")
+    again = pipeline.publish_version(con, on, run_id="r2")
+    # nothing new to publish, but the copy is retried so subscribers catch up
+    assert (again.version, again.created, again.metrics_recorded) == (1, False, False)
+    assert calls == [1] and again.postgres == "copied"
