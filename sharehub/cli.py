@@ -6,48 +6,14 @@ shows the result for a person. Domain errors become a red message on stderr and 
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.text import Text
 
-from sharehub.errors import SharehubError
+from sharehub.cli_common import console, domain_errors, warehouse_option
 from sharehub.settings import Settings
-
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _domain_errors(func: F) -> F:
-    """Turn hub errors into a clear message and a non-zero exit, at the boundary only."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except SharehubError as exc:
-            # Text, not markup: the message starts with "[feed=… batch=…]", which rich
-            # would otherwise take for a style tag and drop.
-            err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def warehouse_option(func: F) -> F:
-    return click.option(
-        "--warehouse",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Warehouse DuckDB file (default: $SHAREHUB_WAREHOUSE, else ./data/warehouse.duckdb).",
-    )(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +38,7 @@ def main(verbose: int) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--day", type=click.IntRange(1, 2), default=1, show_default=True,
               help="1 writes the first deliveries; 2 adds the next day's.")
-@_domain_errors
+@domain_errors
 def generate(persons: int, seed: int, out: Path, day: int) -> None:
     """Write a synthetic district's deliveries, exactly as the departments deliver them.
 
@@ -100,7 +66,7 @@ def generate(persons: int, seed: int, out: Path, day: int) -> None:
 @click.option("--full-relink", "--relink", "full_relink", is_flag=True,
               help="Re-standardise and re-link every record from scratch (not only what "
                    "changed), even if nothing new arrived; --relink is the old name.")
-@_domain_errors
+@domain_errors
 def run(landing: Path | None, health_url: str | None, warehouse: Path | None,
         model_path: Path | None, full_relink: bool) -> None:
     """Pull every pending delivery, link residents and publish the shared tables.
@@ -138,7 +104,7 @@ def run(landing: Path | None, health_url: str | None, warehouse: Path | None,
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Output file; .csv or .parquet by suffix.")
 @warehouse_option
-@_domain_errors
+@domain_errors
 def export(table: str, out: Path, warehouse: Path | None) -> None:
     """Export a schema-qualified warehouse table to CSV or Parquet.
 
@@ -163,7 +129,7 @@ def export(table: str, out: Path, warehouse: Path | None) -> None:
 @click.option("--baselines", is_flag=True,
               help="Also score the exact-ID join and plain Splink on the same records.")
 @warehouse_option
-@_domain_errors
+@domain_errors
 def evaluate(truth: Path, baselines: bool, warehouse: Path | None) -> None:
     """Score shared.person_xref against a truth file: pairwise precision, recall, F1.
 
@@ -195,7 +161,7 @@ def evaluate(truth: Path, baselines: bool, warehouse: Path | None) -> None:
 @main.command()
 @click.option("--feed", default=None, help="Only this feed.")
 @warehouse_option
-@_domain_errors
+@domain_errors
 def batches(feed: str | None, warehouse: Path | None) -> None:
     """Show the batch ledger: every delivery, its row counts, its status and why.
 
@@ -229,7 +195,7 @@ def batches(feed: str | None, warehouse: Path | None) -> None:
               help="Show at most this many rows in detail (the summary counts all).")
 @click.option("--row", "show_row", is_flag=True, help="Also show each row as delivered.")
 @warehouse_option
-@_domain_errors
+@domain_errors
 def quarantine(feed: str | None, batch: str | None, limit: int, show_row: bool,
                warehouse: Path | None) -> None:
     """Show quarantined rows: feed, batch, row, column, check, offending value and reason.

@@ -7,37 +7,16 @@ so the report can change without touching the main CLI; the helpers below mirror
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sharehub.errors import ConfigError, SharehubError
+from sharehub.cli_common import console, domain_errors, warehouse_option
+from sharehub.errors import ConfigError
 from sharehub.settings import Settings
-
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _domain_errors(func: F) -> F:
-    """Hub errors become a red message on stderr and exit 1, as in `sharehub.cli`."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except SharehubError as exc:
-            err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _cell(value: Any) -> Text:
@@ -53,10 +32,8 @@ def _cell(value: Any) -> Text:
               help="Instead, print the rows of one named query: a metric (sharing_rate, "
                    "repeat_entry_reduction, …) or a figure's (trend, ledger, quarantine, "
                    "match_weights, …). The report lists the name under every figure.")
-@click.option("--warehouse", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Warehouse DuckDB file (default: $SHAREHUB_WAREHOUSE, else "
-                   "./data/warehouse.duckdb).")
-@_domain_errors
+@warehouse_option
+@domain_errors
 def report(out: Path | None, query: str | None, warehouse: Path | None) -> None:
     """Write the auditors' report: one self-contained HTML file to open offline.
 

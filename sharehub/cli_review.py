@@ -7,45 +7,16 @@ and a waterfall chart, record a decision. Decisions take effect at the next
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sharehub.errors import SharehubError
+from sharehub.cli_common import console, domain_errors, warehouse_option
 from sharehub.settings import Settings
-
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _domain_errors(func: F) -> F:
-    """Hub errors become a red message on stderr and exit 1, as in `sharehub.cli`."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except SharehubError as exc:
-            err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _warehouse(func: F) -> F:
-    return click.option(
-        "--warehouse", type=click.Path(path_type=Path, dir_okay=False), default=None,
-        help="Warehouse DuckDB file (default: $SHAREHUB_WAREHOUSE, else ./data/warehouse.duckdb).",
-    )(func)  # fmt: skip
 
 
 def _pair(row: dict[str, Any]) -> Text:
@@ -77,8 +48,8 @@ def review() -> None:
               show_default=True, help="Which queue items to show.")
 @click.option("--decisions", is_flag=True, help="Show the decision log (the audit trail) instead.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@_warehouse
-@_domain_errors
+@warehouse_option
+@domain_errors
 def list_(status: str, decisions: bool, limit: int, warehouse: Path | None) -> None:
     """List the review queue, most uncertain first, or every decision taken.
 
@@ -127,8 +98,8 @@ def list_(status: str, decisions: bool, limit: int, warehouse: Path | None) -> N
               help="Waterfall chart HTML (default: review/<REVIEW_ID>.html beside the warehouse).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Trained model JSON (default: $SHAREHUB_MODEL_PATH).")
-@_warehouse
-@_domain_errors
+@warehouse_option
+@domain_errors
 def show(ref: str, out: Path | None, model_path: Path | None, warehouse: Path | None) -> None:
     """Show one case: both records side by side, per-field evidence and match weight,
     earlier decisions, and a Splink waterfall chart written to HTML.
@@ -183,8 +154,8 @@ def show(ref: str, out: Path | None, model_path: Path | None, warehouse: Path | 
 @click.argument("decision", type=click.Choice(["match", "no-match"]))
 @click.option("--by", "by", required=True, help="Who decides (kept in the audit trail).")
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@_warehouse
-@_domain_errors
+@warehouse_option
+@domain_errors
 def decide(ref: str, decision: str, by: str, reason: str, warehouse: Path | None) -> None:
     """Decide a case: match joins the two records' persons, no-match keeps them apart.
 
