@@ -5,7 +5,8 @@ writes it differently — ``幸福里小区3号楼2单元501室``, ``幸福里3-
 ``幸福里小区3栋2单元501``, ``北京市朝阳区幸福里小区3幢2单元501号``. The model compares a
 dwelling key ``estate|building|unit|room`` that is equal for all four.
 
-Province/city/county come from jionlp's ``parse_location``. It costs about 3 ms a call,
+Province/city/county come from jionlp's ``parse_location``. It costs 3–10 ms a call (about
+12× less once ``_index_candidates`` has indexed its division names),
 prints a banner on import, and matches aliases anywhere in an estate name: ``朝阳花园``
 loses ``朝阳``, ``高碑店东区`` becomes Hebei's 高碑店市 + ``东区``, ``小关西区`` becomes
 Panzhihua's 西区. So it is called only on the text before the first digit — all the
@@ -26,6 +27,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from linkage.standardize.chars import clean_text, replace_chinese_numerals, to_simplified
@@ -96,8 +98,57 @@ def _location_parser() -> Any:
                     import jionlp
 
                 logger.debug("jionlp loaded: %s", banner.getvalue().strip())
+                try:
+                    _index_candidates(jionlp.parse_location)
+                except (AttributeError, TypeError, IndexError) as exc:
+                    # jionlp internals changed: keep its own (slower, correct) search.
+                    logger.warning("jionlp candidate index not installed (%s); addresses "
+                                   "parse at jionlp's own speed", exc)
                 _parser = jionlp.parse_location
     return _parser
+
+
+def _index_candidates(parser: Any) -> None:
+    """Make jionlp's candidate search look only at the divisions named in the text.
+
+    ``LocationParser.get_candidates`` tests every name of all ~3,500 divisions against
+    the text with ``in`` (about 10 ms a call; 90 % of standardisation at 10k persons).
+    Here the names are indexed by first character, the divisions one of whose names
+    occurs in the text are found with a few ``startswith`` calls, and jionlp's own loop
+    then runs on those divisions only, in their original order. A division none of whose
+    names occurs is never a candidate in jionlp's loop either, so the result is the same
+    (checked on every distinct address head of a generated 10k and 100k district); only
+    faster (about 12×).
+    """
+    if parser.administrative_map_list is None:
+        parser._prepare()
+    divisions = parser.administrative_map_list
+    by_name: dict[str, set[int]] = {}
+    for position, division in enumerate(divisions):
+        for names in division[1:4]:
+            for name in names:
+                if name is not None:
+                    by_name.setdefault(name, set()).add(position)
+    every_text = sorted(by_name.pop("", set()))  # "" is in every text
+    by_first: dict[str, list[str]] = {}
+    for name in by_name:
+        by_first.setdefault(name[0], []).append(name)
+    search = type(parser).get_candidates
+
+    def get_candidates(location_text: str) -> list[Any]:
+        named = set(every_text)
+        for start, char in enumerate(location_text):
+            for name in by_first.get(char, ()):
+                if location_text.startswith(name, start):
+                    named |= by_name[name]
+        view = SimpleNamespace(
+            administrative_map_list=[divisions[i] for i in sorted(named)],
+            municipalities_cities=parser.municipalities_cities,
+            _process_exception_alias=parser._process_exception_alias,
+        )
+        return search(view, location_text)
+
+    parser.get_candidates = get_candidates
 
 
 def normalize_address_text(raw: str | None) -> str | None:
