@@ -35,7 +35,7 @@ from splink import SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 from splink.internals.comparison_creator import ComparisonCreator
 
-from linkage.train import DETERMINISTIC_RECALL
+from linkage.train import fit
 from sharehub.errors import LinkageError
 
 log = logging.getLogger(__name__)
@@ -177,15 +177,8 @@ def plain_splink_clusters(
     db_api = DuckDBAPI(connection=con)
     try:
         linker = Linker(db_api.register(features), settings_creator(), log_level=None)
-        training = linker.training
-        training.estimate_probability_two_random_records_match(
-            list(deterministic_rules()), recall=DETERMINISTIC_RECALL
-        )
-        training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        for rule in training_rules():
-            training.estimate_parameters_using_expectation_maximisation(
-                rule, max_pairs=em_max_pairs
-            )
+        fit(linker, deterministic=deterministic_rules(), em_rules=training_rules(),
+            seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs)
         scored = linker.inference.predict(threshold_match_probability=0.01,
                                           warning_mode="never")
         clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(

@@ -72,15 +72,8 @@ def train_model(
     db_api = DuckDBAPI(connection=con)
     try:
         linker = Linker(db_api.register(input_table), settings_creator(), log_level=None)
-        training = linker.training
-        training.estimate_probability_two_random_records_match(
-            list(deterministic_rules()), recall=DETERMINISTIC_RECALL
-        )
-        training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        for rule in training_blocking_rules():
-            training.estimate_parameters_using_expectation_maximisation(
-                rule, max_pairs=em_max_pairs
-            )
+        fit(linker, deterministic=deterministic_rules(), em_rules=training_blocking_rules(),
+            seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs)
         model = linker.misc.save_model_to_json(None)
     except LinkageError:
         raise
@@ -111,6 +104,27 @@ def train_model(
         model_path,
     )
     return model
+
+
+def fit(
+    linker: Any,
+    *,
+    deterministic: Any,
+    em_rules: Any,
+    seed: int,
+    u_max_pairs: float,
+    em_max_pairs: float | None,
+) -> None:
+    """The training recipe, shared with the plain-Splink baseline so both are trained alike:
+    prior from near-certain rules, u from seeded random sampling, m from one EM session per
+    rule."""
+    training = linker.training
+    training.estimate_probability_two_random_records_match(
+        list(deterministic), recall=DETERMINISTIC_RECALL
+    )
+    training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+    for rule in em_rules:
+        training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=em_max_pairs)
 
 
 def untrained_levels(model: dict[str, Any]) -> list[str]:
