@@ -1,168 +1,55 @@
-"""Turn scored pairs into clusters: connected components at a threshold.
+"""Turn scored pairs into clusters: connected components at a threshold, then splits.
 
 Connected components make linking transitive (A~B and B~C put A, B and C together),
 which is what a master person index needs, but it also lets one wrong link chain two
-people together. Records that are no longer current — left the civil-affairs rolls,
-deregistered, soft-deleted — are the riskiest bridges: their contact data is stale and
-nobody corrects them. Records of newborns not yet named (张丽之子) are the other risk:
-such a record fits both of a pair of twins equally, and would chain them together. So
-these records *link but do not pull others together*: components are formed over the
-other records only, then each non-bridging record joins the cluster of its best-scoring
-bridging neighbour at or above the threshold (ties go to the smaller cluster id), and
-non-bridging records with no such neighbour are clustered among themselves.
+people together. Three guards, in this order:
+
+1. Records that are no longer current — left the civil-affairs rolls, deregistered,
+   soft-deleted — and records of newborns not yet named (张丽之子) *link but do not pull
+   others together*: their contact data is stale, or they fit both of a pair of twins.
+   Components are formed over the other records only; then each non-bridging record
+   joins the cluster of its best-scoring bridging neighbour at or above the threshold
+   (ties go to the smaller cluster id) — unless a second cluster scores as well
+   (`linkage.constraints.ambiguous`), when it stays unattached; non-bridging records
+   left over are clustered among themselves.
+2. Reviewers' decisions (`linkage.review`): a ``match`` is a forced edge, a ``no-match``
+   forbids two records from sharing a cluster.
+3. A cluster holding two different valid resident IDs is split as if a reviewer had kept
+   each such pair of records apart (`linkage.constraints.id_conflicts_sql`).
+
+Only the components that hold a constrained record are affected by 2 and 3, so those —
+and only those — are re-clustered in Python by `linkage.constraints.constrained_clusters`:
+the same rules, links taken strongest first, a link skipped when it would put a forbidden
+pair together.
 
 Cluster ids are the smallest ``unique_id`` in the component (what Splink's connected
 components return), so they are deterministic for a given set of links; stable person
 ids across runs are `linkage.index`'s job, not this module's.
-
-Reviewers' decisions (`linkage.review`) are constraints on top of the links: a ``match``
-is a forced edge, a ``no-match`` forbids two records from sharing a cluster. Only the
-components that hold a decided record are affected, so those — and only those — are
-re-clustered in Python by `constrained_clusters`: the same rules, with links taken
-strongest first and a link skipped when it would put a forbidden pair together. Cutting
-the weakest links this way is what a reviewer expects of a split: each record stays
-with the side it is most strongly tied to.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
+from linkage.constraints import (
+    AMBIGUITY_MARGIN_BITS,
+    ID_COLUMNS,
+    Constraints,
+    constrained_clusters,
+    decision_edges_sql,
+    id_conflicts_sql,
+    match_weight_sql,
+)
 from sharehub.errors import LinkageError
 
 log = logging.getLogger(__name__)
 
 NON_BRIDGING_STATUSES = ("inactive", "deregistered", "deleted")
-
-Pair = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """Reviewers' decisions as clustering constraints, each pair ordered (smaller id first)."""
-
-    must_link: frozenset[Pair] = frozenset()
-    must_not_link: frozenset[Pair] = frozenset()
-
-    def records(self) -> set[str]:
-        """Every record named by a decision."""
-        return {uid for pair in self.must_link | self.must_not_link for uid in pair}
-
-    def __bool__(self) -> bool:
-        return bool(self.must_link or self.must_not_link)
-
-
-class _Groups:
-    """Union-find whose groups refuse to hold a must-not-link pair."""
-
-    def __init__(self, must_not: dict[str, set[str]]) -> None:
-        self.parent: dict[str, str] = {}
-        self.members: dict[str, set[str]] = {}
-        self.forbidden: dict[str, set[str]] = {}
-        self._must_not = must_not
-
-    def add(self, uid: str) -> None:
-        if uid not in self.parent:  # a group of one
-            self.parent[uid] = uid
-            self.members[uid] = {uid}
-            self.forbidden[uid] = set(self._must_not.get(uid, ()))
-
-    def find(self, uid: str) -> str:
-        root = uid
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[uid] != root:
-            self.parent[uid], uid = root, self.parent[uid]
-        return root
-
-    def can_join(self, a: str, b: str) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return True
-        small, big = sorted((ra, rb), key=lambda r: len(self.members[r]))
-        return self.members[small].isdisjoint(self.forbidden[big])
-
-    def join(self, a: str, b: str) -> bool:
-        """Merge the groups of ``a`` and ``b`` unless that breaks a constraint."""
-        if not self.can_join(a, b):
-            return False
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return True
-        small, big = sorted((ra, rb), key=lambda r: (len(self.members[r]), r))
-        self.parent[small] = big
-        self.members[big] |= self.members.pop(small)
-        self.forbidden[big] |= self.forbidden.pop(small)
-        return True
-
-
-def constrained_clusters(
-    bridging: dict[str, bool],
-    edges: Iterable[tuple[str, str, float]],
-    constraints: Constraints,
-) -> dict[str, str]:
-    """Cluster ``bridging`` (record → may it bridge?) over ``edges`` (already at or above
-    the threshold) under ``constraints``; return record → cluster id.
-
-    Without constraints this gives what `cluster_pairs` gives: components over bridging
-    records, each other record attached to its best bridging neighbour (ties: smaller
-    cluster id), the rest clustered among themselves, ids the smallest core record.
-    A forced edge joins its records even if one of them may not bridge; a forbidden
-    pair's own edge is dropped and no later link may bring the two together.
-    """
-    nodes = set(bridging)
-    must_not: dict[str, set[str]] = {}
-    forbidden_pairs = set()
-    for a, b in constraints.must_not_link:
-        if a in nodes and b in nodes:
-            must_not.setdefault(a, set()).add(b)
-            must_not.setdefault(b, set()).add(a)
-            forbidden_pairs.add((min(a, b), max(a, b)))
-    forced = sorted(p for p in constraints.must_link if p[0] in nodes and p[1] in nodes)
-    # strongest first: (-probability, left, right)
-    kept = sorted(
-        (-p, min(a, b), max(a, b)) for a, b, p in edges
-        if a in nodes and b in nodes and (min(a, b), max(a, b)) not in forbidden_pairs
-    )  # fmt: skip
-    groups = _Groups(must_not)
-    core = {u for u, b in bridging.items() if b} | {u for pair in forced for u in pair}
-    for uid in sorted(core):
-        groups.add(uid)
-    for a, b in forced:
-        if not groups.join(a, b):
-            log.warning("match decision %s ~ %s contradicts a no-match decision; not applied", a, b)
-    for _, a, b in kept:
-        if bridging[a] and bridging[b]:
-            groups.join(a, b)
-    core_label = {uid: min(groups.members[groups.find(uid)]) for uid in core}
-    # each non-bridging record joins its best bridging neighbour's cluster, if allowed
-    candidates: dict[str, list[tuple[float, str, str]]] = {}
-    for neg_p, a, b in kept:
-        for uid, other in ((a, b), (b, a)):
-            if uid not in core and bridging[other]:
-                candidates.setdefault(uid, []).append((neg_p, core_label[other], other))
-    attached: set[str] = set()
-    for uid in sorted(candidates):
-        groups.add(uid)
-        if any(groups.join(uid, other) for _, _, other in sorted(candidates[uid])):
-            attached.add(uid)
-    loose = nodes - core - attached
-    for uid in sorted(loose):
-        groups.add(uid)
-    for _, a, b in kept:
-        if a in loose and b in loose:
-            groups.join(a, b)
-    out: dict[str, str] = {}
-    for members in groups.members.values():
-        name = min(members & core or members)
-        out.update(dict.fromkeys(members, name))
-    return out
+MAX_SPLIT_ROUNDS = 5
 
 
 def component_closure(con: duckdb.DuckDBPyConnection, seeds_sql: str, edges_sql: str) -> str:
@@ -173,7 +60,9 @@ def component_closure(con: duckdb.DuckDBPyConnection, seeds_sql: str, edges_sql:
     seeds, so a day's few hundred changed records cost a few joins, not a re-clustering.
     """
     tag = uuid.uuid4().hex[:8]
-    adj, reach, frontier, step = (f"__sharehub_{n}_{tag}" for n in ("adj", "reach", "front", "step"))
+    adj, reach, frontier, step = (
+        f"__sharehub_{n}_{tag}" for n in ("adj", "reach", "front", "step")
+    )
     con.execute(
         f"CREATE TEMP TABLE {adj} AS SELECT DISTINCT a, b FROM ("
         f"SELECT unique_id_l AS a, unique_id_r AS b FROM ({edges_sql}) "
@@ -198,17 +87,6 @@ def component_closure(con: duckdb.DuckDBPyConnection, seeds_sql: str, edges_sql:
     return reach
 
 
-def decision_edges_sql(constraints: Constraints) -> str:
-    """SQL (unique_id_l, unique_id_r) for the forced edges of ``constraints``."""
-    pairs = sorted(constraints.must_link)
-    if not pairs:
-        return "SELECT NULL::VARCHAR AS unique_id_l, NULL::VARCHAR AS unique_id_r WHERE false"
-    values = ", ".join(
-        "(" + ", ".join("'" + uid.replace("'", "''") + "'" for uid in pair) + ")" for pair in pairs
-    )
-    return f"SELECT * FROM (VALUES {values}) AS d(unique_id_l, unique_id_r)"
-
-
 def _apply_constraints(
     con: duckdb.DuckDBPyConnection,
     out: str,
@@ -229,7 +107,9 @@ def _apply_constraints(
     if not present:
         return
     seeds = ", ".join("('" + uid.replace("'", "''") + "')" for uid in sorted(present))
-    edges = f"SELECT unique_id_l, unique_id_r FROM {links} UNION ALL {decision_edges_sql(constraints)}"
+    edges = (
+        f"SELECT unique_id_l, unique_id_r FROM {links} UNION ALL {decision_edges_sql(constraints)}"
+    )
     reach = component_closure(con, f"SELECT * FROM (VALUES {seeds}) AS s(unique_id)", edges)
     try:
         nodes = con.execute(
@@ -251,10 +131,41 @@ def _apply_constraints(
             con.execute(f"INSERT INTO {out} SELECT unique_id, cluster_id FROM _constrained")
         finally:
             con.unregister("_constrained")
-        log.info("applied %d review constraints to %d records", len(constraints.must_link)
-                 + len(constraints.must_not_link), len(result))
+        log.info(
+            "applied %d review constraints to %d records",
+            len(constraints.must_link) + len(constraints.must_not_link),
+            len(result),
+        )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {reach}")
+
+
+def _split_id_conflicts(
+    con: duckdb.DuckDBPyConnection,
+    out: str,
+    links: str,
+    records_table: str,
+    bridging_sql: str,
+    constraints: Constraints,
+) -> None:
+    """Split, in ``out``, every cluster holding two different valid IDs
+    (`linkage.constraints.id_conflicts_sql`), as if a reviewer had kept each such pair
+    apart. A split can move a non-bridging record next to another ID, so this repeats
+    until no cluster holds two IDs; each round only adds constraints, so it ends."""
+    for round_no in range(1, MAX_SPLIT_ROUNDS + 1):
+        pairs = con.execute(id_conflicts_sql(out, records_table, constraints)).fetchall()
+        if not pairs:
+            return
+        log.info("round %d: %d record pairs carry different valid IDs in one cluster; "
+                 "splitting", round_no, len(pairs))  # fmt: skip
+        constraints = constraints.with_forbidden((str(a), str(b)) for a, b in pairs)
+        _apply_constraints(con, out, links, records_table, bridging_sql, constraints)
+    left = con.execute(
+        f"SELECT count(*) FROM ({id_conflicts_sql(out, records_table, constraints)})"
+    ).fetchall()[0][0]
+    if left:
+        log.warning("%d record pairs with different valid IDs still share a cluster after %d "
+                    "split rounds", left, MAX_SPLIT_ROUNDS)  # fmt: skip
 
 
 def _components(con: duckdb.DuckDBPyConnection, nodes_sql: str, edges_sql: str, out: str) -> None:
@@ -328,19 +239,26 @@ def cluster_pairs(
             f"JOIN {records_table} r ON r.unique_id = e.unique_id_r AND {bridging('r')}",
             core,
         )
-        # best current neighbour of each non-current record
+        # best current neighbour's cluster of each non-bridging record, unless the
+        # runner-up cluster is as good (linkage.constraints.ambiguous)
         attach = f"""
             WITH nb AS (
                 SELECT unique_id_l AS uid, unique_id_r AS other, match_probability FROM {links}
                 UNION ALL
                 SELECT unique_id_r, unique_id_l, match_probability FROM {links}
+            ), cand AS (
+                SELECT nb.uid, c.cluster_id, max(nb.match_probability) AS p,
+                       row_number() OVER (PARTITION BY nb.uid
+                                          ORDER BY max(nb.match_probability) DESC, c.cluster_id) AS rk
+                FROM nb
+                JOIN {records_table} rec ON rec.unique_id = nb.uid AND NOT {bridging("rec")}
+                JOIN {core} c ON c.unique_id = nb.other
+                GROUP BY nb.uid, c.cluster_id
             )
-            SELECT nb.uid AS unique_id,
-                   arg_min(c.cluster_id, (-nb.match_probability, c.cluster_id)) AS cluster_id
-            FROM nb
-            JOIN {records_table} rec ON rec.unique_id = nb.uid AND NOT {bridging("rec")}
-            JOIN {core} c ON c.unique_id = nb.other
-            GROUP BY nb.uid
+            SELECT a.uid AS unique_id, a.cluster_id FROM cand a
+            LEFT JOIN cand b ON b.uid = a.uid AND b.rk = 2
+            WHERE a.rk = 1 AND (b.uid IS NULL OR
+                {match_weight_sql("a.p")} - {match_weight_sql("b.p")} >= {AMBIGUITY_MARGIN_BITS!r})
         """
         con.execute(f"CREATE TEMP TABLE {out} AS SELECT * FROM {core} UNION ALL ({attach})")
         _components(
@@ -353,8 +271,11 @@ def cluster_pairs(
             loose,
         )
         con.execute(f"INSERT INTO {out} SELECT * FROM {loose}")
+        constraints = constraints or Constraints()
         if constraints:
             _apply_constraints(con, out, links, records_table, bridging("rec"), constraints)
+        if all(c in columns for c in ID_COLUMNS):
+            _split_id_conflicts(con, out, links, records_table, bridging("rec"), constraints)
     except duckdb.Error as exc:
         con.execute(f"DROP TABLE IF EXISTS {out}")
         raise LinkageError(f"clustering {pairs_table} at {threshold} failed: {exc}") from exc

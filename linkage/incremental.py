@@ -40,7 +40,8 @@ from pathlib import Path
 
 import duckdb
 
-from linkage.cluster import Constraints, cluster_pairs, component_closure, decision_edges_sql
+from linkage.cluster import cluster_pairs, component_closure
+from linkage.constraints import Constraints, decision_edges_sql
 from linkage.model import REQUIRED_COLUMNS, create_input_table, drop_input_table
 from linkage.train import load_model
 from sharehub.errors import LinkageError

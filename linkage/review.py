@@ -1,12 +1,17 @@
 """Clerical review: the uncertain cases a person decides, and the decisions every run honours.
 
-The model is sure of most pairs; two kinds of case are not for it to settle. Pairs scored
-in the grey zone between ``REVIEW_THRESHOLD`` and the match threshold, and clusters holding
-two different valid resident ID numbers (two people chained together), go to
-``linkage.review_queue``, rebuilt after every linkage. An ID whose embedded birth date
-contradicts its record's (a guardian's ID on a civil-affairs row) is not the record's
-own, as the model already treats it, so it raises no conflict: on 10,000 generated
-persons all 19 such clusters were of that kind and right.
+The model is sure of most pairs; three kinds of case are not for it to settle, and go to
+``linkage.review_queue``, rebuilt after every linkage:
+
+- ``grey_pair``: pairs scored in the grey zone between ``REVIEW_THRESHOLD`` and the match
+  threshold;
+- ``held_apart``: pairs scored at or above the threshold that clustering kept in two
+  clusters — a link cut because it chained two valid IDs together, or a record (a
+  newborn's placeholder) that fits two persons alike (`linkage.constraints`);
+- ``conflicting_ids``: clusters still holding two different valid resident ID numbers
+  (clustering splits them, so only a reviewer's own ``match`` can leave one). An ID whose
+  embedded birth date contradicts its record's (a guardian's ID on a civil-affairs row) is
+  not the record's own, as the model already treats it, so it raises no conflict.
 An item's ``review_id`` is a hash of its record pair, so it is the same on every run and
 a decision once taken stays attached to it.
 
@@ -29,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from linkage.cluster import Constraints
+from linkage.constraints import Constraints
 from sharehub.errors import LinkageError, NotFound
 from sharehub.warehouse import one, table_exists
 
@@ -136,10 +141,16 @@ def build_queue(
         ), grey AS (
             SELECT 'grey_pair' AS kind, unique_id_l, unique_id_r FROM linkage.predictions
             WHERE match_probability >= ? AND match_probability < ?
+        ), held AS (
+            SELECT 'held_apart' AS kind, p.unique_id_l, p.unique_id_r FROM linkage.predictions p
+            JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
+            JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
+            WHERE p.match_probability >= ? AND a.cluster_id <> b.cluster_id
         )
         SELECT * FROM conflicts
+        UNION ALL (SELECT * FROM held ANTI JOIN conflicts USING (unique_id_l, unique_id_r))
         UNION ALL (SELECT * FROM grey ANTI JOIN conflicts USING (unique_id_l, unique_id_r))""",
-        [review_threshold, threshold],
+        [review_threshold, threshold, threshold],
     )
     con.execute(
         f"""CREATE OR REPLACE TABLE {QUEUE} AS

@@ -102,7 +102,7 @@ def link(
     left on ``summary`` for the id change log and the run summary.
     """
     from linkage import incremental, predict, review
-    from linkage.cluster import decision_edges_sql
+    from linkage.constraints import decision_edges_sql
     from linkage.train import train_model
 
     plan = predict.plan(

@@ -64,13 +64,87 @@ def test_inactive_records_link_but_do_not_pull_others_together() -> None:
     assert clusters["z"] == clusters["b"]
 
 
-def test_a_placeholder_newborn_joins_one_twin_and_does_not_chain_both() -> None:
+def _placeholder(con: duckdb.DuckDBPyConnection, *uids: str) -> None:
+    con.execute("ALTER TABLE linkage.person_features ADD COLUMN is_placeholder_name BOOLEAN")
+    con.execute(
+        "UPDATE linkage.person_features SET is_placeholder_name = list_contains(?, unique_id)",
+        [list(uids)],
+    )
+
+
+def test_a_placeholder_newborn_fitting_both_twins_alike_joins_neither() -> None:
     con = _setup({"t1": "active", "t2": "active", "n": "active"},
                  [("n", "t1", 0.97), ("n", "t2", 0.97)])  # fmt: skip
-    con.execute("ALTER TABLE linkage.person_features ADD COLUMN is_placeholder_name BOOLEAN")
-    con.execute("UPDATE linkage.person_features SET is_placeholder_name = (unique_id = 'n')")
+    _placeholder(con, "n")
+    assert _groups(_clusters(con, 0.9)) == {frozenset({"t1"}), frozenset({"t2"}), frozenset({"n"})}
+
+
+def test_a_placeholder_joins_the_twin_it_fits_clearly_better() -> None:
+    # 0.999 is 10.0 bits, 0.97 is 5.0 bits: far beyond the one-bit margin
+    con = _setup({"t1": "active", "t2": "active", "n": "active"},
+                 [("n", "t1", 0.97), ("n", "t2", 0.999)])  # fmt: skip
+    _placeholder(con, "n")
+    assert _groups(_clusters(con, 0.9)) == {frozenset({"t1"}), frozenset({"t2", "n"})}
+
+
+def test_a_runner_up_within_one_bit_is_ambiguous() -> None:
+    # 0.96 (4.58 bits) against 0.95 (4.25 bits): too close to choose
+    con = _setup({"a": "active", "b": "active", "x": "inactive"},
+                 [("a", "x", 0.96), ("b", "x", 0.95)])  # fmt: skip
+    assert _groups(_clusters(con, 0.9)) == {frozenset("a"), frozenset("b"), frozenset("x")}
+
+
+def _with_ids(con: duckdb.DuckDBPyConnection, ids: dict[str, str | None]) -> None:
+    con.execute("ALTER TABLE linkage.person_features ADD COLUMN id_norm VARCHAR")
+    con.execute("ALTER TABLE linkage.person_features ADD COLUMN id_valid BOOLEAN")
+    con.execute("ALTER TABLE linkage.person_features ADD COLUMN birth_conflict BOOLEAN")
+    for uid, id_norm in ids.items():
+        con.execute(
+            "UPDATE linkage.person_features SET id_norm = ?, id_valid = ? IS NOT NULL, "
+            "birth_conflict = false WHERE unique_id = ?",
+            [id_norm, id_norm, uid],
+        )
+
+
+def test_a_record_without_id_does_not_chain_father_and_son() -> None:
+    """Namesake father (ID A) and son (ID B); the son's clinic record without an ID fits
+    the son on birth date and the father on name, room and phone alone."""
+    con = _setup(
+        {"father": "active", "son": "active", "clinic": "active", "son2": "active"},
+        [("clinic", "son", 0.9999), ("clinic", "father", 0.96), ("son", "son2", 0.999)],
+    )
+    _with_ids(con, {"father": "A", "son": "B", "son2": "B", "clinic": None})
     clusters = _clusters(con, 0.9)
-    assert _groups(clusters) == {frozenset({"t1", "n"}), frozenset({"t2"})}  # tie: smaller id
+    assert _groups(clusters) == {frozenset({"father"}), frozenset({"son", "son2", "clinic"})}
+
+
+def test_two_ids_in_a_chain_are_cut_at_the_weakest_link() -> None:
+    con = _setup(
+        {u: "active" for u in "abcd"},
+        [("a", "b", 0.999), ("b", "c", 0.93), ("c", "d", 0.999)],
+    )
+    _with_ids(con, {"a": "A", "b": None, "c": None, "d": "D"})
+    assert _groups(_clusters(con, 0.9)) == {frozenset("ab"), frozenset("cd")}
+
+
+def test_an_id_contradicting_its_birth_date_is_no_conflict() -> None:
+    """A guardian's ID on a civil-affairs row is not the record's own (linkage.model)."""
+    con = _setup({"a": "active", "b": "active"}, [("a", "b", 0.99)])
+    _with_ids(con, {"a": "A", "b": "G"})
+    con.execute("UPDATE linkage.person_features SET birth_conflict = (unique_id = 'b')")
+    assert _groups(_clusters(con, 0.9)) == {frozenset("ab")}
+
+
+def test_a_reviewers_match_declares_two_ids_one_persons() -> None:
+    from linkage.constraints import Constraints
+
+    con = _setup({u: "active" for u in "abc"}, [("a", "b", 0.99), ("b", "c", 0.99)])
+    _with_ids(con, {"a": "A", "b": "A", "c": "C"})
+    split = cluster_pairs(con, "linkage.predictions", "linkage.person_features", threshold=0.9)
+    assert len(_groups(dict(con.execute(f"SELECT * FROM {split}").fetchall()))) == 2
+    out = cluster_pairs(con, "linkage.predictions", "linkage.person_features", threshold=0.9,
+                        constraints=Constraints(must_link=frozenset({("a", "c")})))  # fmt: skip
+    assert _groups(dict(con.execute(f"SELECT * FROM {out}").fetchall())) == {frozenset("abc")}
 
 
 def test_inactive_records_without_current_neighbours_cluster_among_themselves() -> None:

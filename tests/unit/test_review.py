@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from linkage import review
-from linkage.cluster import Constraints, cluster_pairs, constrained_clusters
+from linkage.cluster import cluster_pairs
+from linkage.constraints import Constraints, constrained_clusters
 from sharehub.errors import LinkageError, NotFound
 
 
@@ -103,8 +104,9 @@ def test_cluster_pairs_changes_only_the_decided_components() -> None:
 
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
-    """Two clusters: one with a grey-zone pair to a stranger, one holding two valid IDs
-    (and a guardian's ID, which conflicts with its record's birth date)."""
+    """Three clusters: one with a grey-zone pair to a stranger, one holding two valid IDs
+    (and a guardian's ID, which conflicts with its record's birth date), and a link above
+    the threshold that clustering held apart (f:3 ~ f:6)."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA linkage")
     con.execute("""CREATE TABLE linkage.person_features AS SELECT * FROM (VALUES
@@ -116,7 +118,8 @@ def con() -> duckdb.DuckDBPyConnection:
         ('f:1', 'c1'), ('f:3', 'c1'), ('f:4', 'c1'), ('f:5', 'c1'), ('f:2', 'c2'), ('f:6', 'c3'))
         t(unique_id, cluster_id)""")
     con.execute("""CREATE TABLE linkage.predictions AS SELECT * FROM (VALUES
-        ('f:1', 'f:3', 12.0, 0.9999), ('f:2', 'f:6', 0.5, 0.7), ('f:1', 'f:2', -3.0, 0.2))
+        ('f:1', 'f:3', 12.0, 0.9999), ('f:2', 'f:6', 0.5, 0.7), ('f:1', 'f:2', -3.0, 0.2),
+        ('f:3', 'f:6', 6.0, 0.985))
         t(unique_id_l, unique_id_r, match_weight, match_probability)""")
     con.execute("ALTER TABLE linkage.predictions ALTER match_probability TYPE DOUBLE")
     con.execute("CREATE TABLE linkage.person_ids AS SELECT unique_id AS record_id, "
@@ -124,10 +127,16 @@ def con() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_the_queue_holds_grey_pairs_and_conflicting_ids(con: duckdb.DuckDBPyConnection) -> None:
-    assert review.build_queue(con, run_id="r1", threshold=0.95) == 2
+def test_the_queue_holds_grey_pairs_held_apart_links_and_conflicting_ids(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    assert review.build_queue(con, run_id="r1", threshold=0.95) == 3
     items = {(i["kind"], i["unique_id_l"], i["unique_id_r"]): i for i in review.list_items(con)}
-    assert set(items) == {("grey_pair", "f:2", "f:6"), ("conflicting_ids", "f:1", "f:4")}
+    assert set(items) == {
+        ("grey_pair", "f:2", "f:6"),
+        ("conflicting_ids", "f:1", "f:4"),
+        ("held_apart", "f:3", "f:6"),
+    }
     grey = items[("grey_pair", "f:2", "f:6")]
     assert grey["review_id"] == review.review_id("f:6", "f:2")
     assert (grey["match_probability"], grey["same_person"], grey["created_run"]) == (0.7, False, "r1")
