@@ -559,3 +559,37 @@ def test_name_levels_tell_slips_from_siblings(
     # Splink numbers non-null levels from the most similar (n - 1) down to else (0)
     label = levels[len(levels) - 1 - gamma]["label_for_charts"]
     assert label == ("Exact match on name_std" if level == "exact" else level)
+
+
+def test_the_guarded_id_edit_level_equals_damerau_levenshtein() -> None:
+    """The windows in ONE_ID_EDIT only skip pairs that cannot be one edit apart: checked
+    against DuckDB's own damerau_levenshtein on random IDs with every kind of single edit
+    at every position, strangers, and IDs of other lengths."""
+    from linkage.model import ONE_ID_EDIT
+
+    rng = random.Random(7)
+    digits = "0123456789X"
+
+    def edited(s: str, pos: int) -> str:
+        kind = rng.choice(["sub", "swap", "del", "ins"])
+        if kind == "sub":
+            return s[:pos] + rng.choice(digits.replace(s[pos], "")) + s[pos + 1 :]
+        if kind == "swap" and pos + 1 < len(s):
+            return s[:pos] + s[pos + 1] + s[pos] + s[pos + 2 :]
+        if kind == "del":
+            return s[:pos] + s[pos + 1 :]
+        return s[:pos] + rng.choice(digits) + s[pos:]
+
+    pairs = []
+    for _ in range(300):
+        a = "110105" + "".join(rng.choice(digits[:10]) for _ in range(12))
+        pairs += [(a, edited(a, pos)) for pos in range(18)]
+        pairs.append((a, "110105" + "".join(rng.choice(digits[:10]) for _ in range(12))))
+        pairs.append((a, a[: rng.randint(8, 17)]))
+    con = duckdb.connect()
+    frame = pd.DataFrame(pairs, columns=["id_norm_l", "id_norm_r"])  # noqa: F841
+    mismatched = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE ({ONE_ID_EDIT}) "
+        "IS DISTINCT FROM (damerau_levenshtein(id_norm_l, id_norm_r) <= 1)) FROM frame"
+    ).fetchall()[0]
+    assert mismatched == (len(pairs), 0)
