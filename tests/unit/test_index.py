@@ -144,3 +144,24 @@ def test_ended_records_get_the_end_date_of_their_ended_version(
         ("hw_ehr_person:E1", "deleted", datetime(2026, 11, 2, 8), "h2"),
         ("ps_population:R1", "deregistered", datetime(2026, 11, 2, 9), "b2"),
     ]
+
+
+def test_settled_persons_keep_their_ids_beside_a_merge_a_split_and_a_newcomer(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Most clusters of an increment are settled (the same records as one previous id);
+    they skip the carry-forward but must come out exactly as if they had gone through it."""
+    cluster(con, [("s:1", "s"), ("s:2", "s"), ("t:1", "t"), ("m:1", "m1"), ("m:2", "m2"),
+                  ("x:1", "x"), ("x:2", "x"), ("x:3", "x")])  # fmt: skip
+    assign_person_ids(con, run_id="r1")
+    old = ids(con)
+    cluster(con, [("s:1", "S"), ("s:2", "S"), ("t:1", "T"), ("m:1", "M"), ("m:2", "M"),
+                  ("x:1", "X"), ("x:2", "X"), ("x:3", "Y"), ("n:1", "N")])  # fmt: skip
+    result = assign_person_ids(con, run_id="r2")
+    now = ids(con)
+    assert [now[r] for r in ("s:1", "s:2", "t:1")] == [old["s:1"], old["s:1"], old["t:1"]]
+    assert now["m:1"] == now["m:2"] and now["x:1"] == now["x:2"] == old["x:1"]
+    assert now["x:3"] not in old.values() and now["n:1"] not in old.values()
+    kinds = sorted(kind for _, _, kind in changes(con, "r2"))
+    assert kinds == ["merge", "split"]
+    assert (result.persons, result.kept, result.new, result.merged, result.split) == (6, 4, 2, 1, 1)
