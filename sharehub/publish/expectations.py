@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXAMPLES = 5
+# Bump when the rules deriving expectations from a contract change: a version validated
+# under the old rules is then no baseline for validating only what changed.
+SUITE_RULES = 1
 Relation = Callable[[str], str]
 """Maps a shared table name to the relation holding the version being validated."""
 
@@ -131,11 +134,27 @@ def column_expectations(contract: SharedContract) -> list[Expectation]:
     return found
 
 
-def build_suite(contract: SharedContract, *, previous_rows: int | None = None) -> ExpectationSuite:
+def _row_count_expectation(contract: SharedContract, previous_rows: int | None) -> Expectation | None:
+    bound = contract.row_count
+    if bound is None or not previous_rows:
+        return None
+    low, high = bound.bounds(previous_rows)
+    return _gxe().ExpectTableRowCountToBeBetween(
+        min_value=low, max_value=high,
+        meta=_meta(f"row count lies in [{low}, {high}]: {bound.min_change_pct:+g}%..."
+                   f"{bound.max_change_pct:+g}% (±{bound.tolerance_rows} rows) of the "
+                   f"previous version's {previous_rows}", None))  # fmt: skip
+
+
+def build_suite(
+    contract: SharedContract, *, previous_rows: int | None = None, row_count: bool = True
+) -> ExpectationSuite:
     """The suite for the table's own batch (its columns plus one orphan column per own link).
 
     ``previous_rows`` is the published version's row count; without one (first version, or
     an empty previous table) the rowCount bound has nothing to compare with and is skipped.
+    ``row_count=False`` leaves the bound out, for a batch holding only the changed rows
+    (`row_count_suite` checks it on the whole table then).
     """
     gx = _gx()
     gxe = gx.expectations
@@ -148,15 +167,18 @@ def build_suite(contract: SharedContract, *, previous_rows: int | None = None) -
     for link, orphan in zip(links, orphans, strict=True):
         expectations.append(gxe.ExpectColumnValuesToBeNull(column=orphan, meta=_meta(
             link.description, ", ".join(link.source.columns), {orphan: f"not in {link.target}"})))
-    bound = contract.row_count
-    if bound is not None and previous_rows:
-        low, high = bound.bounds(previous_rows)
-        expectations.append(gxe.ExpectTableRowCountToBeBetween(
-            min_value=low, max_value=high,
-            meta=_meta(f"row count lies in [{low}, {high}]: {bound.min_change_pct:+g}%..."
-                       f"{bound.max_change_pct:+g}% (±{bound.tolerance_rows} rows) of the "
-                       f"previous version's {previous_rows}", None)))
+    bound = _row_count_expectation(contract, previous_rows) if row_count else None
+    if bound is not None:
+        expectations.append(bound)
     return gx.ExpectationSuite(name=f"shared.{contract.name}", expectations=expectations)
+
+
+def row_count_suite(contract: SharedContract, previous_rows: int | None) -> ExpectationSuite | None:
+    """The rowCount bound alone, for a batch as long as the table (see `validate`)."""
+    bound = _row_count_expectation(contract, previous_rows)
+    if bound is None:
+        return None
+    return _gx().ExpectationSuite(name=f"shared.{contract.name} row count", expectations=[bound])
 
 
 def coverage_suite(link: Link) -> ExpectationSuite:
@@ -192,20 +214,43 @@ def _orphan_sql(link: Link, alias: str, target: str, index: int) -> tuple[str, s
     return join, f"CASE WHEN {present} AND o{index}.k0 IS NULL THEN {value} END"
 
 
-def batch_sql(contract: SharedContract, relation: Relation) -> str:
+def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None = None) -> str:
     """SELECT yielding the table's batch: every row and column, plus the orphan columns.
 
     ``t.*`` rather than the contract's columns: an extra or missing column must fail the
     column-list expectation with a readable message, not the SELECT.
+
+    With ``baseline`` (a published version of the same table that passed these same
+    suites) the batch holds only the rows that can fail now: rows not in the baseline
+    (compared by row hash), rows with an orphan key (a target row may have gone), and
+    rows sharing a unique or compound key with a changed row (a duplicate needs both).
+    Every other row is identical to one that passed, in a table whose keys it still
+    cannot collide with. Two different rows with equal 64-bit hashes would be taken as
+    unchanged: about one chance in 10^7 for two million rows.
     """
-    joins, orphans = [], []
+    joins, orphans, tests = [], [], []
     for i, link in enumerate(own_links(contract)):
         target = _relation(link.target.table, link.target.shared, relation)
         join, expr = _orphan_sql(link, "t", target, i)
         joins.append(join)
         orphans.append(f"{expr} AS {orphan_column(i)}")
+        tests.append(f"({expr}) IS NOT NULL")
     select = ", ".join(["t.*", *orphans])
-    return f"SELECT {select} FROM {relation(contract.name)} t " + " ".join(joins)
+    sql = f"SELECT {select} FROM {relation(contract.name)} t " + " ".join(joins)
+    if baseline is None:
+        return sql
+    table = relation(contract.name)
+    keys = [(c.name,) for c in contract.columns if c.unique] + list(contract.compound_keys)
+    tests.insert(0, "hash(t) IN (SELECT h FROM _delta)")
+    for key in keys:
+        same = " AND ".join(f"n.{quote(k)} = t.{quote(k)}" for k in key)
+        tests.append(f"EXISTS (SELECT 1 FROM _changed n WHERE {same})")
+    return (
+        f"WITH _delta AS (SELECT hash(c) AS h FROM {table} c "
+        f"EXCEPT SELECT hash(b) FROM {baseline} b), "
+        f"_changed AS (SELECT * FROM {table} c WHERE hash(c) IN (SELECT h FROM _delta)) "
+        f"{sql} WHERE " + " OR ".join(tests)
+    )
 
 
 def coverage_sql(link: Link, relation: Relation) -> str:
@@ -309,33 +354,64 @@ def _run(source: Any, name: str, frame: Any, suite: ExpectationSuite, index: Ite
     return batch.validate(suite, result_format=result_format)
 
 
+def _same_columns(con: duckdb.DuckDBPyConnection, a: str, b: str) -> bool:
+    def described(relation: str) -> list[tuple[Any, ...]]:
+        return [tuple(r[:2]) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+    try:
+        return described(a) == described(b)
+    except duckdb.Error:  # the baseline table does not exist
+        return False
+
+
 def validate(
     con: duckdb.DuckDBPyConnection,
     names: Iterable[str],
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
+    baseline: Relation | None = None,
 ) -> list[ExpectationFailure]:
-    """Run every table's contract suite on its batch; return all failures (lazy: none stop early)."""
+    """Run every table's contract suite on its batch; return all failures (lazy: none stop early).
+
+    ``baseline`` maps a table name to a published version that passed these same suites;
+    the batch is then only the rows that could fail now (`batch_sql`), and the row-count
+    bound is checked on a batch as long as the whole table. The caller vouches for the
+    baseline (`sharehub.publish.tables` checks its content hash and the suites' fingerprint).
+    """
+    import pandas as pd
+
     names = list(names)
     started = time.perf_counter()
     source = _context()
     previous_rows = previous_rows or {}
     failures: list[ExpectationFailure] = []
-    checked = 0
+    checked = rows = 0
     for name in names:
         contract = shared_contract(name)
         failures += type_failures(con, contract, relation)
-        frame = con.execute(batch_sql(contract, relation)).df()
-        suite = build_suite(contract, previous_rows=previous_rows.get(name))
+        base = baseline(name) if baseline else None
+        if base is not None and not _same_columns(con, relation(name), base):
+            base = None
+        frame = con.execute(batch_sql(contract, relation, base)).df()
+        rows += len(frame)
+        suite = build_suite(contract, previous_rows=previous_rows.get(name), row_count=base is None)
         failures += _failures(name, _run(source, name, frame, suite, contract.key))
         checked += len(suite.expectations)
+        counted = row_count_suite(contract, previous_rows.get(name)) if base else None
+        if counted is not None:
+            # a frame of n rows and no columns: GE counts it, nothing is copied
+            total = int(con.execute(f"SELECT count(*) FROM {relation(name)}").fetchall()[0][0])
+            whole = pd.DataFrame(index=pd.RangeIndex(total))
+            failures += _failures(name, _run(source, f"{name}_rows", whole, counted, ()))
+            checked += 1
         for i, link in enumerate(coverage_links(contract)):
             orphans = con.execute(coverage_sql(link, relation)).df()
             failures += _failures(name, _run(source, f"{name}_coverage_{i}", orphans,
                                              coverage_suite(link), ()))
             checked += 1
-    log.info("validated %d expectations on %s in %.2f s: %d failed", checked, ", ".join(names),
-             time.perf_counter() - started, len(failures))
+    log.info("validated %d expectations on %s (%d rows%s) in %.2f s: %d failed", checked,
+             ", ".join(names), rows, ", changed and at-risk rows only" if baseline else "",
+             time.perf_counter() - started, len(failures))  # fmt: skip
     return failures
 
 
@@ -344,10 +420,11 @@ def check(
     names: Iterable[str],
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
+    baseline: Relation | None = None,
 ) -> None:
     """Validate and raise :class:`PublishAborted` listing every failure with examples."""
     names = list(names)
-    failures = validate(con, names, relation, previous_rows)
+    failures = validate(con, names, relation, previous_rows, baseline)
     if failures:
         raise PublishAborted(
             f"candidate version failed {len(failures)} expectation(s); the previous version stays "

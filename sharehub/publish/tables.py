@@ -12,10 +12,12 @@ table and the department views all come from the contract.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS audit.publish_versions (
     content_hash UBIGINT NOT NULL,
     persons BIGINT NOT NULL,
     records BIGINT NOT NULL
-)
+);
+ALTER TABLE audit.publish_versions ADD COLUMN IF NOT EXISTS suites_sha256 VARCHAR;
 """
 
 # Civil-affairs benefits: the current version of every recipient record (one per person per
@@ -145,15 +148,50 @@ def _previous_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
     }
 
 
-def _content_hash(con: duckdb.DuckDBPyConnection) -> int:
+def _content_hash(con: duckdb.DuckDBPyConnection, relation: expectations.Relation = _candidate) -> int:
     parts = []
     for name in _CANDIDATES:
-        parts.append(int(one(con, f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {_candidate(name)} t")[0]))
+        parts.append(int(one(con, f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {relation(name)} t")[0]))
     return int(one(con, "SELECT hash(?::UBIGINT[])", [parts])[0])
 
 
-def publish(con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime | None = None) -> PublishResult:
+def _published(name: str) -> str:
+    return f"shared.{name}"
+
+
+def suites_fingerprint() -> str:
+    """What the suites of a version check: the reduced contracts and the rules deriving
+    expectations from them (`expectations.SUITE_RULES`). A version validated under other
+    suites is no baseline for checking only what changed."""
+    text = repr([expectations.SUITE_RULES, *(shared_contract(n) for n in _CANDIDATES)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _baseline(con: duckdb.DuckDBPyConnection, last: tuple[Any, ...] | None) -> expectations.Relation | None:
+    """The published tables as a validation baseline, if they are exactly the last
+    version (content hash) and it passed the current suites (fingerprint)."""
+    if last is None or last[3] != suites_fingerprint():
+        return None
+    if not all(table_exists(con, _published(name)) for name in _CANDIDATES):
+        return None
+    if _content_hash(con, _published) != int(last[1]):
+        log.warning("shared tables differ from published version %s; validating in full", last[0])
+        return None
+    return _published
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    now: datetime | None = None,
+    full_validation: bool = False,
+) -> PublishResult:
     """Build candidates, validate them against their contracts, swap them in if they changed.
+
+    Validation covers every row the first time and whenever the suites changed; otherwise
+    only the rows that differ from the published version, which passed the same suites
+    (`expectations.batch_sql`), unless ``full_validation``.
 
     A candidate that fails any expectation raises :class:`PublishAborted` whose
     ``details["failures"]`` lists every failure (table, expectation, column, examples);
@@ -165,20 +203,21 @@ def publish(con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime | None
     con.execute("BEGIN TRANSACTION")
     try:
         previous = _previous_rows(con)
+        versions = con.execute(
+            "SELECT version, content_hash, published_at, suites_sha256 "
+            "FROM audit.publish_versions ORDER BY version DESC LIMIT 1"
+        ).fetchall()
+        last = versions[0] if versions else None
+        baseline = None if full_validation else _baseline(con, last)
         for name, sql in _CANDIDATES.items():
             _build(con, name, sql)
-        expectations.check(con, _CANDIDATES, _candidate, previous)
+        expectations.check(con, _CANDIDATES, _candidate, previous, baseline)
         digest = _content_hash(con)
         persons, records = one(
             con,
             f"SELECT (SELECT count(*) FROM {_candidate('person')}), "
             f"(SELECT count(*) FROM {_candidate('person_xref')})",
         )
-        versions = con.execute(
-            "SELECT version, content_hash, published_at FROM audit.publish_versions "
-            "ORDER BY version DESC LIMIT 1"
-        ).fetchall()
-        last = versions[0] if versions else None
         if last is not None and int(last[1]) == digest:
             con.execute("ROLLBACK")
             log.info("candidate equals published version %s; nothing to publish", last[0])
@@ -188,8 +227,9 @@ def publish(con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime | None
             con.execute(f"CREATE OR REPLACE TABLE shared.{name} AS SELECT * FROM {_candidate(name)}")
             con.execute(f"DROP TABLE {_candidate(name)}")
         con.execute(
-            "INSERT INTO audit.publish_versions VALUES (?, ?, ?, ?, ?, ?)",
-            [version, now, run_id, digest, persons, records],
+            "INSERT INTO audit.publish_versions (version, published_at, run_id, content_hash, "
+            "persons, records, suites_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [version, now, run_id, digest, persons, records, suites_fingerprint()],
         )
         con.execute("COMMIT")
     except Exception:

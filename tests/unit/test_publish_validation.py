@@ -8,7 +8,8 @@ import duckdb
 import pytest
 
 from sharehub.errors import PublishAborted
-from sharehub.publish import publish
+from sharehub.publish import expectations, publish
+from sharehub.publish.contract import shared_contract
 
 SHARED = ("person", "person_xref", "person_id_changes", "benefits", "health_tags", "house", "residence")
 
@@ -117,3 +118,62 @@ def test_candidate_sources_are_read_from_the_sql() -> None:
     assert sources(golden_person_sql()) == {
         "linkage.person_ids", "staging.person_records", "linkage.person_features"}
     assert sources(_CANDIDATES["health_tags"]) == {"staging.hw_ehr_person", "linkage.person_ids"}
+
+
+def _candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """``cand.person`` and ``cand.person_xref``: copies of the published version to edit."""
+    con.execute("CREATE SCHEMA cand")
+    for name in ("person", "person_xref"):
+        con.execute(f"CREATE TABLE cand.{name} AS SELECT * FROM shared.{name}")
+
+
+def _validate_changed(con: duckdb.DuckDBPyConnection, name: str) -> list[expectations.ExpectationFailure]:
+    return expectations.validate(con, [name], lambda n: f"cand.{n}", {name: 20},
+                                 baseline=lambda n: f"shared.{n}")  # fmt: skip
+
+
+def test_only_changed_and_at_risk_rows_are_validated_against_a_baseline() -> None:
+    con = district(20)
+    publish(con, run_id="r1")
+    _candidates(con)
+    con.execute("UPDATE cand.person SET phone = '13800000000' WHERE person_id = 'P3'")
+    sql = expectations.batch_sql(shared_contract("person"), lambda n: f"cand.{n}", "shared.person")
+    assert [r[0] for r in con.execute(f"SELECT person_id FROM ({sql})").fetchall()] == ["P3"]
+    assert _validate_changed(con, "person") == []
+
+
+def test_a_new_row_duplicating_an_unchanged_key_is_caught() -> None:
+    con = district(20)
+    publish(con, run_id="r1")
+    _candidates(con)
+    con.execute("INSERT INTO cand.person_xref SELECT 'P1', feed, source_key, record_id, "
+                "match_probability, record_status, batch_id, valid_to "
+                "FROM cand.person_xref WHERE record_id = 'ps_population:5'")  # fmt: skip
+    failures = _validate_changed(con, "person_xref")
+    assert [(f.expectation, f.column) for f in failures] == [
+        ("expect_column_values_to_be_unique", "record_id")]
+    assert failures[0].unexpected_count == 2  # the new row and the unchanged one
+
+
+def test_an_unchanged_row_whose_target_went_away_is_caught() -> None:
+    con = district(20)
+    publish(con, run_id="r1")
+    _candidates(con)
+    con.execute("DELETE FROM cand.person WHERE person_id = 'P7'")
+    failures = _validate_changed(con, "person_xref")
+    assert [(f.expectation, f.examples) for f in failures] == [
+        ("expect_column_values_to_be_null", ({"record_id": "ps_population:7", "not in person.person_id": "P7"},))]
+
+
+def test_published_tables_changed_behind_the_hubs_back_are_validated_in_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    con = district(20)
+    publish(con, run_id="r1")
+    # A bad value arrives, and the published table was edited outside publish() to hold
+    # the same row: checking only what differs from it would let the row through.
+    con.execute("UPDATE linkage.person_features SET sex = 'X' WHERE unique_id = 'ps_population:2'")
+    con.execute("UPDATE shared.person SET sex = 'X' WHERE person_id = 'P2'")
+    with pytest.raises(PublishAborted, match="sex is one of"):
+        publish(con, run_id="r2")
+    assert "validating in full" in caplog.text
