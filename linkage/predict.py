@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -31,7 +33,11 @@ from linkage.cluster import Constraints, cluster_pairs, write_tables
 from linkage.model import comparison_names, create_input_table, drop_input_table
 from linkage.train import load_model
 from sharehub.errors import LinkageError
+from sharehub.settings import LINKAGE_BACKENDS
 from sharehub.warehouse import table_exists
+
+if TYPE_CHECKING:
+    from linkage.spark_backend import SparkConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,19 @@ class LinkResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ScoringJob:
+    """What a scorer needs: the projected input on ``con``, the model, the lowest
+    probability kept, and names for messages (``source``: the features table)."""
+
+    con: duckdb.DuckDBPyConnection
+    input_table: str
+    model: dict[str, Any]
+    model_path: Path
+    floor: float
+    source: str
+
+
 def _prediction_columns(available: list[str], comparisons: list[str]) -> list[str]:
     wanted = [
         "unique_id_l",
@@ -85,64 +104,89 @@ def link(
     predictions_table: str = "linkage.predictions",
     clusters_table: str = "linkage.clusters",
     constraints: Constraints | None = None,
+    backend: str = "duckdb",
+    spark: SparkConfig | None = None,
 ) -> LinkResult:
     """Predict with the model at ``model_path`` and cluster at ``threshold``.
 
     Writes ``predictions_table`` (pairs with match_probability >= min(review_floor,
     threshold)) and ``clusters_table`` (unique_id, cluster_id; every record, singletons
     included), honouring reviewers' ``constraints`` (`linkage.review`).
-    """
-    from splink import DuckDBAPI, Linker
 
+    ``backend`` says where pairs are scored: "duckdb" on ``con``, or "spark" with the
+    ``spark`` config (`linkage.spark_backend`). Clustering and writing happen on ``con``
+    either way, so both backends write the same tables.
+    """
     if not 0.0 < threshold <= 1.0:
         raise LinkageError(f"threshold must be in (0, 1]; got {threshold}")
+    if backend not in LINKAGE_BACKENDS:
+        raise LinkageError(f"backend={backend!r}; expected one of {', '.join(LINKAGE_BACKENDS)}")
     model = load_model(Path(model_path))
     floor = min(review_floor, threshold)
     input_table = create_input_table(con, features_table)
-    db_api = DuckDBAPI(connection=con)
+    job = ScoringJob(con, input_table, model, Path(model_path), floor, features_table)
+    scoring: AbstractContextManager[str]
+    if backend == "spark":
+        from linkage.spark_backend import SparkConfig, scored_on_spark
+
+        scoring = scored_on_spark(job, spark or SparkConfig())
+    else:
+        scoring = _scored_on_duckdb(job)
     clusters_tmp = None
     try:
-        try:
-            linker = Linker(db_api.register(input_table), model, log_level=None)
-            scored = linker.inference.predict(
-                threshold_match_probability=floor, warning_mode="never"
+        with scoring as scored:
+            available = [str(r[0]) for r in con.execute(f"DESCRIBE {scored}").fetchall()]
+            columns = _prediction_columns(available, comparison_names(model))
+            pairs_sql = (
+                f"SELECT {', '.join(columns)} FROM {scored} ORDER BY unique_id_l, unique_id_r"
             )
-        except Exception as exc:  # splink and duckdb raise many unrelated types
-            raise LinkageError(
-                f"prediction on {features_table} with {model_path} failed: {exc}"
-            ) from exc
-        available = [str(r[0]) for r in con.execute(f"DESCRIBE {scored.physical_name}").fetchall()]
-        columns = _prediction_columns(available, comparison_names(model))
-        pairs_sql = (
-            f"SELECT {', '.join(columns)} FROM {scored.physical_name} "
-            "ORDER BY unique_id_l, unique_id_r"
-        )
-        clusters_tmp = cluster_pairs(
-            con, scored.physical_name, input_table, threshold=threshold, constraints=constraints
-        )
-        write_tables(
-            con,
-            {
-                predictions_table: pairs_sql,
-                clusters_table: f"SELECT * FROM {clusters_tmp} ORDER BY unique_id",
-            },
-        )
+            clusters_tmp = cluster_pairs(
+                con, scored, input_table, threshold=threshold, constraints=constraints
+            )
+            write_tables(
+                con,
+                {
+                    predictions_table: pairs_sql,
+                    clusters_table: f"SELECT * FROM {clusters_tmp} ORDER BY unique_id",
+                },
+            )
         result = _summarise(con, str(model_path), threshold, predictions_table, clusters_table)
     finally:
-        db_api.delete_tables_created_by_splink_from_db()
         drop_input_table(con, input_table)
         if clusters_tmp:
             con.execute(f"DROP TABLE IF EXISTS {clusters_tmp}")
     log.info(
-        "linked %d records of %s: %d pairs scored, %d at >= %s, %d clusters",
+        "linked %d records of %s on %s: %d pairs scored, %d at >= %s, %d clusters",
         result.records,
         features_table,
+        backend,
         result.scored_pairs,
         result.linked_pairs,
         threshold,
         result.clusters,
     )
     return result
+
+
+@contextmanager
+def _scored_on_duckdb(job: ScoringJob) -> Iterator[str]:
+    """Score the job's input with Splink on its connection; yield the scored pairs' table."""
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(connection=job.con)
+    try:
+        try:
+            linker = Linker(db_api.register(job.input_table), job.model, log_level=None)
+            scored = linker.inference.predict(
+                threshold_match_probability=job.floor, warning_mode="never"
+            )
+        except Exception as exc:  # splink and duckdb raise many unrelated types
+            raise LinkageError(
+                f"prediction on {job.source} with {job.model_path} failed: {exc}"
+            ) from exc
+        yield scored.physical_name
+    finally:
+        db_api.delete_tables_created_by_splink_from_db()
 
 
 def _summarise(
@@ -218,10 +262,16 @@ def last_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 
 def plan(
-    con: duckdb.DuckDBPyConnection, *, model_path: Path, threshold: float, full: bool = False
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_path: Path,
+    threshold: float,
+    full: bool = False,
+    backend: str = "duckdb",
 ) -> LinkPlan:
     """Incremental when a trained model and a previous linkage with the same model file
-    and threshold exist; full otherwise (and whenever ``full`` is asked for)."""
+    and threshold exist; full otherwise (and whenever ``full`` is asked for, and always
+    on the Spark backend: incremental scoring, `linkage.incremental`, is DuckDB-only)."""
     from linkage.incremental import FEATURE_HASHES
     from linkage.review import decisions_after
 
@@ -238,6 +288,8 @@ def plan(
     needed = ("linkage.predictions", "linkage.clusters", "linkage.person_ids", FEATURE_HASHES)
     if full:
         reason, incremental = "full re-link requested", False
+    elif backend == "spark":
+        reason, incremental = "the Spark backend scores all pairs each run", False
     elif not Path(model_path).is_file():
         reason, incremental = "no trained model yet", False
     elif last is None or not all(table_exists(con, t) for t in needed):

@@ -99,15 +99,20 @@ def link(
     with the same model and threshold exists, in full otherwise or when ``full``.
 
     Reviewers' decisions are honoured either way. The plan (mode, reason, causes) is
-    left on ``summary`` for the id change log and the run summary.
+    left on ``summary`` for the id change log and the run summary. With
+    ``settings.linkage_backend`` "spark" pairs are scored on Spark, always in full;
+    training and clustering stay here (docs/scaling.md).
     """
     from linkage import incremental, predict, review
     from linkage.constraints import decision_edges_sql
+    from linkage.spark_backend import SparkConfig
     from linkage.train import train_model
 
+    backend = settings.linkage_backend
     plan = predict.plan(
-        con, model_path=settings.model_path, threshold=settings.match_threshold, full=full
-    )
+        con, model_path=settings.model_path, threshold=settings.match_threshold, full=full,
+        backend=backend,
+    )  # fmt: skip
     if not settings.model_path.exists():
         # The model is data: trained once, saved as JSON, loaded for every prediction.
         train_model(con, "linkage.person_features", seed=settings.seed, model_path=settings.model_path)
@@ -124,7 +129,8 @@ def link(
     else:
         result = predict.link(
             con, "linkage.person_features", model_path=settings.model_path,
-            threshold=settings.match_threshold, constraints=constraints,
+            threshold=settings.match_threshold, constraints=constraints, backend=backend,
+            spark=SparkConfig.from_settings(settings) if backend == "spark" else None,
         )  # fmt: skip
         counts = (result.records, result.records, result.records, result.scored_pairs)
     predict.record_run(

@@ -8,6 +8,7 @@ temporary folders) and pass the same object down. Nothing reads the environment 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Any
 from sharehub.errors import ConfigError
 
 _PREFIX = "SHAREHUB_"
+LINKAGE_BACKENDS = ("duckdb", "spark")
+# Masters the Spark backend can drive: local mode, a standalone cluster, YARN, Kubernetes.
+_SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|yarn|(spark|k8s)://\S+")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,13 @@ class Settings:
     seed: int = 42
     threads: int | None = None
     memory_limit: str | None = None
+    # Where pairs are scored: "duckdb" in the hub, or "spark" (see docs/scaling.md).
     linkage_backend: str = "duckdb"
+    spark_master: str = "local[2]"
+    # Working folder for the Spark backend's Parquet; <warehouse folder>/spark when unset.
+    spark_dir: Path | None = None
+    # Extra Spark configuration as "key=value,key=value".
+    spark_conf: str | None = None
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_version: str = "v1"
     progress: bool = True
@@ -68,6 +78,9 @@ class Settings:
             ("THREADS", int),
             ("MEMORY_LIMIT", str),
             ("LINKAGE_BACKEND", str),
+            ("SPARK_MASTER", str),
+            ("SPARK_DIR", Path),
+            ("SPARK_CONF", str),
             ("HMAC_KEY", str),
             ("HMAC_KEY_VERSION", str),
         ):
@@ -83,7 +96,7 @@ class Settings:
         if get("PROGRESS") is not None:
             values["progress"] = get("PROGRESS") not in ("0", "false", "no")
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("warehouse", "landing", "model_path"):
+        for key in ("warehouse", "landing", "model_path", "spark_dir"):
             if key in values:
                 values[key] = Path(values[key])
         settings = cls(**values)
@@ -105,12 +118,29 @@ class Settings:
                 f"review_threshold={self.review_threshold} must lie between 0 and "
                 f"match_threshold={self.match_threshold}"
             )
-        if self.linkage_backend not in ("duckdb", "spark"):
+        if self.linkage_backend not in LINKAGE_BACKENDS:
             raise ConfigError(
-                f"linkage_backend={self.linkage_backend!r}; expected 'duckdb' or 'spark'"
+                f"linkage_backend={self.linkage_backend!r} (SHAREHUB_LINKAGE_BACKEND); "
+                f"expected one of {', '.join(repr(b) for b in LINKAGE_BACKENDS)}"
             )
+        if not _SPARK_MASTER.fullmatch(self.spark_master):
+            raise ConfigError(
+                f"spark_master={self.spark_master!r} (SHAREHUB_SPARK_MASTER); expected "
+                "local, local[N], local[*], spark://host:port, yarn or k8s://host:port"
+            )
+        parse_spark_conf(self.spark_conf)
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be at least 1")
+
+    @property
+    def resolved_spark_dir(self) -> Path:
+        """The Spark backend's working folder: ``spark_dir``, else beside the warehouse."""
+        return self.spark_dir if self.spark_dir is not None else self.warehouse.parent / "spark"
+
+    @property
+    def spark_conf_pairs(self) -> tuple[tuple[str, str], ...]:
+        """``spark_conf`` as (key, value) pairs (see `parse_spark_conf`)."""
+        return parse_spark_conf(self.spark_conf)
 
     @property
     def resolved_health_url(self) -> str:
@@ -118,3 +148,24 @@ class Settings:
         if self.health_url:
             return self.health_url
         return f"sqlite:///{(self.landing.parent / 'health.db').resolve()}"
+
+
+def parse_spark_conf(text: str | None) -> tuple[tuple[str, str], ...]:
+    """Read ``SHAREHUB_SPARK_CONF`` ("key=value,key=value") into (key, value) pairs.
+
+    An item without ``=`` continues the previous value, so that a list value such as
+    ``spark.jars=a.jar,b.jar`` survives the split on commas.
+    """
+    pairs: list[list[str]] = []
+    for item in (text or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            pairs.append([key.strip(), value.strip()])
+        elif pairs and item.strip():
+            pairs[-1][1] += "," + item.strip()
+        elif item.strip() or sep:
+            raise ConfigError(
+                f"spark_conf={text!r} (SHAREHUB_SPARK_CONF): {item.strip()!r} is not "
+                "key=value; expected e.g. spark.executor.memory=8g,spark.sql.shuffle.partitions=64"
+            )
+    return tuple((key, value) for key, value in pairs)

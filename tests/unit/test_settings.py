@@ -34,6 +34,11 @@ def test_environment_then_overrides() -> None:
         ({"SHAREHUB_MATCH_THRESHOLD": "high"}, "SHAREHUB_MATCH_THRESHOLD='high'"),
         ({"SHAREHUB_MATCH_THRESHOLD": "1.5"}, "match_threshold=1.5"),
         ({"SHAREHUB_LINKAGE_BACKEND": "oracle"}, "'oracle'"),
+        ({"SHAREHUB_LINKAGE_BACKEND": "Spark"}, "expected one of 'duckdb', 'spark'"),
+        ({"SHAREHUB_SPARK_MASTER": "local[two]"}, "spark_master='local[two]'"),
+        ({"SHAREHUB_SPARK_MASTER": "spark-master:7077"}, "spark://host:port"),
+        ({"SHAREHUB_SPARK_CONF": "executor memory"}, "'executor memory' is not key=value"),
+        ({"SHAREHUB_SPARK_CONF": "=8g"}, "SHAREHUB_SPARK_CONF"),
         ({"SHAREHUB_THREADS": "0"}, "threads=0"),
     ],
 )
