@@ -222,7 +222,8 @@ def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None
 
     With ``baseline`` (a published version of the same table that passed these same
     suites) the batch holds only the rows that can fail now: rows not in the baseline
-    (compared by row hash), rows with an orphan key (a target row may have gone), and
+    (compared by row hash as multisets — EXCEPT ALL — so a second copy of an unchanged
+    row counts as new), rows with an orphan key (a target row may have gone), and
     rows sharing a unique or compound key with a changed row (a duplicate needs both).
     Every other row is identical to one that passed, in a table whose keys it still
     cannot collide with. Two different rows with equal 64-bit hashes would be taken as
@@ -247,7 +248,7 @@ def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None
         tests.append(f"EXISTS (SELECT 1 FROM _changed n WHERE {same})")
     return (
         f"WITH _delta AS (SELECT hash(c) AS h FROM {table} c "
-        f"EXCEPT SELECT hash(b) FROM {baseline} b), "
+        f"EXCEPT ALL SELECT hash(b) FROM {baseline} b), "
         f"_changed AS (SELECT * FROM {table} c WHERE hash(c) IN (SELECT h FROM _delta)) "
         f"{sql} WHERE " + " OR ".join(tests)
     )

@@ -177,3 +177,13 @@ def test_published_tables_changed_behind_the_hubs_back_are_validated_in_full(
     with pytest.raises(PublishAborted, match="sex is one of"):
         publish(con, run_id="r2")
     assert "validating in full" in caplog.text
+
+
+def test_a_second_copy_of_an_unchanged_row_is_caught() -> None:
+    con = district(20)
+    publish(con, run_id="r1")
+    _candidates(con)
+    con.execute("INSERT INTO cand.person_xref SELECT * FROM cand.person_xref WHERE record_id = 'ps_population:4'")
+    failures = _validate_changed(con, "person_xref")
+    assert [(f.expectation, f.unexpected_count) for f in failures] == [
+        ("expect_column_values_to_be_unique", 2)]
