@@ -18,14 +18,16 @@ compares (``linkage.feature_hashes``, written at the end of each linkage). A run
    are exactly what a full run would give.
 
 Term frequencies (of names and phones) are computed from all current records, as a full
-run does. A name whose count changed changes the weight of every pair agreeing on it, so
-the records carrying it are scored again too. Pairs kept from earlier days still see the
-old *total* count — a drift of |log2(total now / total then)| bits, 0.02 bits on a
-10,000-person day 2 — so the records of pairs within that drift of the match threshold
-or the review threshold are scored again as well: no kept pair can land on the other side of
-a threshold than a full re-link would put it, and both give the same clusters. Match
-probabilities of the other kept pairs differ from a full re-link by that drift (< 0.004
-on 10,000 persons). `sharehub run --full-relink` re-scores everything; a changed model
+run does. A name whose count changed by more than ``TF_TOLERANCE_BITS`` changes the weight
+of every pair agreeing on it, so the records carrying it are scored again too. Pairs kept
+from earlier days still see the old *total* count and the old count of common names — a
+drift of |log2(total now / total then)| + ``TF_TOLERANCE_BITS`` bits per adjusted column —
+so the records of pairs within that drift of the match threshold or the review threshold
+are scored again as well: no kept pair can land on the other side of a threshold than a
+full re-link would put it. Clustering also compares links with each other (ID splits,
+ambiguous attachments), so the records of clusters that a link above the threshold joins
+to another cluster are scored afresh too. Match probabilities of the other kept pairs
+differ from a full re-link by at most that drift (< 0.01). `sharehub run --full-relink` re-scores everything; a changed model
 file, threshold or a missing fingerprint force it (`linkage.predict.plan`).
 """
 
@@ -59,6 +61,11 @@ INPUT_COLUMNS = (
 )  # fmt: skip
 # What the model compares; record_status only steers clustering, so it is kept apart.
 MODEL_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c != "record_status")
+# A frequency that moved by less than this (about 1.4 %: a name held by 72 records gaining
+# one) does not make its records be scored again; the kept pairs' weights are then off by
+# at most this much, which the boundary re-scoring allows for. Without it a 3 % day-2
+# change re-scored a third of a 1M-person district: every common name's count moves.
+TF_TOLERANCE_BITS = 0.02
 
 
 def fingerprint_sql(columns: tuple[str, ...], alias: str = "") -> str:
@@ -197,7 +204,9 @@ def _diff(
     stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
     for col in [c for c in tf_cols if c in stored]:
         # A name (or phone) whose count changed changes the term-frequency adjustment of
-        # every pair agreeing on it, so the records carrying it are scored again too.
+        # every pair agreeing on it by |log2(count now / count then)| bits, so the records
+        # carrying it are scored again — unless that is within TF_TOLERANCE_BITS, which
+        # `_rescore_near_boundaries` then allows for.
         con.execute(
             f"""INSERT INTO _rescore
             WITH touched AS (SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed),
@@ -211,17 +220,46 @@ def _diff(
             moved AS (
                 SELECT v FROM cand LEFT JOIN cur USING (v) LEFT JOIN old USING (v)
                 WHERE v IS NOT NULL AND cur.n IS DISTINCT FROM old.n
+                  AND (cur.n IS NULL OR old.n IS NULL
+                       OR abs(log2(cur.n / old.n)) > {TF_TOLERANCE_BITS!r})
             )
             SELECT f.unique_id FROM {FEATURES} f
             WHERE {_value("f." + col)} IN (SELECT v FROM moved)
               AND f.unique_id NOT IN (SELECT unique_id FROM _rescore)"""
         )
     _rescore_near_boundaries(con, [c for c in tf_cols if c in stored], boundaries, predictions_table)
+    if boundaries:
+        _rescore_held_apart(con, boundaries[0], predictions_table)
     counts = con.execute(
         "SELECT (SELECT count(*) FROM _rescore), (SELECT count(*) FROM _status), "
         "(SELECT count(*) FROM _removed)"
     ).fetchall()[0]
     return changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])
+
+
+def _rescore_held_apart(
+    con: duckdb.DuckDBPyConnection, threshold: float, predictions_table: str
+) -> None:
+    """Add to ``_rescore`` every record of a cluster that a link at or above ``threshold``
+    joins to another cluster (a split on two valid IDs, an ambiguous attachment).
+
+    Those decisions compare links with each other (strongest first; best against
+    runner-up within a margin), not with a threshold, so a kept pair's drift could tip
+    them; these few hundred records are scored afresh instead.
+    """
+    con.execute(
+        f"""INSERT INTO _rescore
+        WITH held AS (
+            SELECT a.cluster_id AS x, b.cluster_id AS y FROM {predictions_table} p
+            JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
+            JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
+            WHERE p.match_probability >= {threshold!r} AND a.cluster_id <> b.cluster_id
+        ), touched AS (SELECT x AS cluster_id FROM held UNION SELECT y FROM held)
+        SELECT DISTINCT c.unique_id FROM linkage.clusters c
+        SEMI JOIN touched USING (cluster_id)
+        SEMI JOIN {FEATURES} f ON f.unique_id = c.unique_id
+        ANTI JOIN _rescore r ON r.unique_id = c.unique_id"""
+    )
 
 
 def _rescore_near_boundaries(
@@ -246,7 +284,7 @@ def _rescore_near_boundaries(
             f"(SELECT count({col}) FROM {FEATURE_HASHES})"
         ).fetchall()[0]
         if now and then:
-            drift += abs(math.log2(now / then))
+            drift += abs(math.log2(now / then)) + TF_TOLERANCE_BITS
     weights = [math.log2(p / (1 - p)) for p in boundaries if 0 < p < 1]
     if not drift or not weights:
         return
