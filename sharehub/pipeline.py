@@ -177,7 +177,7 @@ def identify(
     )
 
 
-def index_houses(con: duckdb.DuckDBPyConnection) -> Any:
+def index_houses(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Any:
     """Match dwellings to every feed's addresses, then link persons to houses.
 
     Runs after ids are assigned: matching needs only standardised addresses, residence
@@ -186,7 +186,7 @@ def index_houses(con: duckdb.DuckDBPyConnection) -> Any:
     from linkage.houses import build_house_index
     from linkage.residence import build_residence
 
-    result = build_house_index(con)
+    result = build_house_index(con, reuse=not full)
     build_residence(con)
     return result
 
@@ -238,7 +238,7 @@ def run(
     with _stage(summary, "identify", callback):
         identify(con, settings, summary, now)
     with _stage(summary, "houses", callback):
-        summary.houses = index_houses(con)
+        summary.houses = index_houses(con, full=full)
     with _stage(summary, "publish", callback):
         outcome = publish_version(con, settings, run_id=summary.run_id, now=now)
         summary.version, summary.version_created = outcome.version, outcome.created

@@ -339,3 +339,31 @@ def test_publish_checks_pass_on_a_built_index_and_catch_dangling_links(con: Con)
         "residence: every residence row points to a person in person_xref",
         "residence: the linking record belongs to that person in person_xref",
     ]
+
+
+def test_a_rebuild_reuses_unchanged_parses_and_parses_changed_addresses(
+    con: Con, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(con, [house("H1", FLAT), house("H2", "阳光花园1号楼1单元101室")],
+         [person("ca_recipients:M1", "幸福里3-2-501")])  # fmt: skip
+    build(con)
+    first = con.execute("SELECT * FROM linkage.houses ORDER BY house_code").fetchall()
+    import linkage.houses as houses_module
+
+    parsed: list[str] = []
+    real = houses_module.standardize_address
+
+    def counting(address: str | None) -> Any:
+        parsed.append(str(address))
+        return real(address)
+
+    monkeypatch.setattr(houses_module, "standardize_address", counting)
+    build(con)
+    assert parsed == [] and con.execute("SELECT * FROM linkage.houses ORDER BY house_code").fetchall() == first
+    con.execute("UPDATE staging.ps_housing SET address = '阳光花园1栋1单元102室' WHERE house_code = 'H2'")
+    build(con)
+    assert parsed == ["阳光花园1栋1单元102室"]
+    key = con.execute("SELECT addr_key FROM linkage.houses WHERE house_code = 'H2'").fetchall()
+    assert key == [("阳光花园|1|1|102",)]
+    build_house_index(con, reuse=False)  # a full re-link parses everything again
+    assert sorted(parsed[1:]) == sorted([FLAT, "阳光花园1栋1单元102室"])
