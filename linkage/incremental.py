@@ -18,19 +18,23 @@ compares (``linkage.feature_hashes``, written at the end of each linkage). A run
    are exactly what a full run would give.
 
 Term frequencies (of names and phones) are computed from all current records, as a full
-run does, for the pairs scored today; the kept pairs are re-weighed in SQL for today's
-frequencies (`linkage.tf_refresh`: the adjustment is additive in match weight), so their
-probabilities equal a full re-link's. The components that today's weights can change are
-re-clustered too: those of a kept pair crossing the threshold, and the clusters a link
-above the threshold joins to another (ID splits and ambiguous attachments compare links
-with each other).
-`sharehub run --full-relink` re-scores everything; a changed model
+run does. A name whose count changed by more than ``TF_TOLERANCE_BITS`` changes the weight
+of every pair agreeing on it, so the records carrying it are scored again too. Pairs kept
+from earlier days still see the old *total* count and the old count of common names — a
+drift of |log2(total now / total then)| + ``TF_TOLERANCE_BITS`` bits per adjusted column —
+so the records of pairs within that drift of the match threshold or the review threshold
+are scored again as well: no kept pair can land on the other side of a threshold than a
+full re-link would put it. Clustering also compares links with each other (ID splits,
+ambiguous attachments), so the records of clusters that a link above the threshold joins
+to another cluster are scored afresh too. Match probabilities of the other kept pairs
+differ from a full re-link by at most that drift (< 0.01). `sharehub run --full-relink` re-scores everything; a changed model
 file, threshold or a missing fingerprint force it (`linkage.predict.plan`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +45,6 @@ import duckdb
 from linkage.cluster import cluster_pairs, component_closure
 from linkage.constraints import Constraints, decision_edges_sql
 from linkage.model import REQUIRED_COLUMNS, create_input_table, drop_input_table
-from linkage.tf_refresh import apply_refresh, projected, refresh_kept_pairs, tf_levels
 from linkage.train import load_model
 from sharehub.errors import LinkageError
 from sharehub.warehouse import table_exists
@@ -58,6 +61,11 @@ INPUT_COLUMNS = (
 )  # fmt: skip
 # What the model compares; record_status only steers clustering, so it is kept apart.
 MODEL_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c != "record_status")
+# A frequency that moved by less than this (about 1.4 %: a name held by 72 records gaining
+# one) does not make its records be scored again; the kept pairs' weights are then off by
+# at most this much, which the boundary re-scoring allows for. Without it a 3 % day-2
+# change re-scored a third of a 1M-person district: every common name's count moves.
+TF_TOLERANCE_BITS = 0.02
 
 
 def fingerprint_sql(columns: tuple[str, ...], alias: str = "") -> str:
@@ -129,10 +137,15 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     return StandardiseResult(total, len(features), removed, full)
 
 
+def _value(column: str) -> str:
+    """A column as the model projection reads it (`linkage.model.create_input_table`)."""
+    return f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
+
+
 def write_fingerprints(con: duckdb.DuckDBPyConnection, tf_columns: Sequence[str] = ()) -> None:
     """Remember the features the current predictions and clusters were built from, and
     the values of the term-frequency columns (whose counts the next increment compares)."""
-    values = "".join(f", {projected(c)} AS {c}" for c in tf_columns)
+    values = "".join(f", {_value(c)} AS {c}" for c in tf_columns)
     con.execute(
         f"CREATE OR REPLACE TABLE {FEATURE_HASHES} AS SELECT unique_id AS record_id, "
         f"{fingerprint_sql(MODEL_COLUMNS)} AS feature_hash, record_status{values} FROM {FEATURES}"
@@ -145,13 +158,12 @@ class IncrementalResult:
 
     records: int
     changed: int
-    rescored: int  # records scored again: those whose features changed
+    rescored: int  # changed, and unchanged records whose name/phone frequency moved
     status_changed: int
     removed: int
     scored_pairs: int
     reclustered: int
     clusters: int
-    reweighed_pairs: int = 0  # kept pairs brought up to today's term frequencies
 
     @property
     def predicted_pairs(self) -> int:
@@ -159,9 +171,16 @@ class IncrementalResult:
         return self.scored_pairs
 
 
-def _diff(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
-    """Temp tables ``_rescore`` (new or changed model features), ``_status`` (only the
-    status changed) and ``_removed`` (gone); return their sizes."""
+def _diff(
+    con: duckdb.DuckDBPyConnection,
+    tf_cols: Sequence[str] = (),
+    boundaries: Sequence[float] = (),
+    predictions_table: str = "linkage.predictions",
+) -> tuple[int, int, int, int]:
+    """Temp tables ``_rescore`` (new or changed model features, and records whose scores
+    term frequencies may have moved across one of the ``boundaries``), ``_status`` (only
+    the status changed) and ``_removed`` (gone); return (changed, rescored for
+    frequencies, status, removed)."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fp AS
             SELECT f.unique_id, {fingerprint_sql(MODEL_COLUMNS, "f")} AS feature_hash,
@@ -181,41 +200,103 @@ def _diff(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
         f"FROM {FEATURE_HASHES} ANTI JOIN _fp ON _fp.unique_id = record_id"
     )
     con.execute("DROP TABLE _fp")
+    changed = int(con.execute("SELECT count(*) FROM _rescore").fetchall()[0][0])
+    stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
+    for col in [c for c in tf_cols if c in stored]:
+        # A name (or phone) whose count changed changes the term-frequency adjustment of
+        # every pair agreeing on it by |log2(count now / count then)| bits, so the records
+        # carrying it are scored again — unless that is within TF_TOLERANCE_BITS, which
+        # `_rescore_near_boundaries` then allows for.
+        con.execute(
+            f"""INSERT INTO _rescore
+            WITH touched AS (SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed),
+            cand AS (
+                SELECT {_value(col)} AS v FROM {FEATURES} SEMI JOIN touched USING (unique_id)
+                UNION SELECT {col} FROM {FEATURE_HASHES} h
+                SEMI JOIN touched t ON t.unique_id = h.record_id
+            ),
+            cur AS (SELECT {_value(col)} AS v, count(*) AS n FROM {FEATURES} GROUP BY 1),
+            old AS (SELECT {col} AS v, count(*) AS n FROM {FEATURE_HASHES} GROUP BY 1),
+            moved AS (
+                SELECT v FROM cand LEFT JOIN cur USING (v) LEFT JOIN old USING (v)
+                WHERE v IS NOT NULL AND cur.n IS DISTINCT FROM old.n
+                  AND (cur.n IS NULL OR old.n IS NULL
+                       OR abs(log2(cur.n / old.n)) > {TF_TOLERANCE_BITS!r})
+            )
+            SELECT f.unique_id FROM {FEATURES} f
+            WHERE {_value("f." + col)} IN (SELECT v FROM moved)
+              AND f.unique_id NOT IN (SELECT unique_id FROM _rescore)"""
+        )
+    _rescore_near_boundaries(con, [c for c in tf_cols if c in stored], boundaries, predictions_table)
+    if boundaries:
+        _rescore_held_apart(con, boundaries[0], predictions_table)
     counts = con.execute(
         "SELECT (SELECT count(*) FROM _rescore), (SELECT count(*) FROM _status), "
         "(SELECT count(*) FROM _removed)"
     ).fetchall()[0]
-    return int(counts[0]), int(counts[1]), int(counts[2])
+    return changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])
 
 
-def _reclustered_for_weights(
-    con: duckdb.DuckDBPyConnection, threshold: float, predictions_table: str, fixes: str,
-    clusters_table: str,
-) -> str:
-    """SQL (unique_id) of the kept records whose clusters today's weights can change:
-    both records of a pair that crosses the threshold, and every record of a cluster
-    that a link at or above it joins to another cluster — a split on two valid IDs or an
-    ambiguous attachment, decided by comparing links with each other."""
-    t = repr(threshold)
-    return f"""
-        SELECT unique_id_l AS unique_id FROM {fixes} f JOIN {predictions_table} p
-            USING (unique_id_l, unique_id_r)
-        WHERE (f.match_probability >= {t}) <> (p.match_probability >= {t})
-        UNION ALL
-        SELECT unique_id_r FROM {fixes} f JOIN {predictions_table} p USING (unique_id_l, unique_id_r)
-        WHERE (f.match_probability >= {t}) <> (p.match_probability >= {t})
-        UNION ALL
-        SELECT c.unique_id FROM {clusters_table} c SEMI JOIN (
-            SELECT a.cluster_id FROM {predictions_table} p
-            JOIN {clusters_table} a ON a.unique_id = p.unique_id_l
-            JOIN {clusters_table} b ON b.unique_id = p.unique_id_r
-            WHERE p.match_probability >= {t} AND a.cluster_id <> b.cluster_id
-            UNION SELECT b.cluster_id FROM {predictions_table} p
-            JOIN {clusters_table} a ON a.unique_id = p.unique_id_l
-            JOIN {clusters_table} b ON b.unique_id = p.unique_id_r
-            WHERE p.match_probability >= {t} AND a.cluster_id <> b.cluster_id
-        ) held USING (cluster_id)
+def _rescore_held_apart(
+    con: duckdb.DuckDBPyConnection, threshold: float, predictions_table: str
+) -> None:
+    """Add to ``_rescore`` every record of a cluster that a link at or above ``threshold``
+    joins to another cluster (a split on two valid IDs, an ambiguous attachment).
+
+    Those decisions compare links with each other (strongest first; best against
+    runner-up within a margin), not with a threshold, so a kept pair's drift could tip
+    them; these few hundred records are scored afresh instead.
     """
+    con.execute(
+        f"""INSERT INTO _rescore
+        WITH held AS (
+            SELECT a.cluster_id AS x, b.cluster_id AS y FROM {predictions_table} p
+            JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
+            JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
+            WHERE p.match_probability >= {threshold!r} AND a.cluster_id <> b.cluster_id
+        ), touched AS (SELECT x AS cluster_id FROM held UNION SELECT y FROM held)
+        SELECT DISTINCT c.unique_id FROM linkage.clusters c
+        SEMI JOIN touched USING (cluster_id)
+        SEMI JOIN {FEATURES} f ON f.unique_id = c.unique_id
+        ANTI JOIN _rescore r ON r.unique_id = c.unique_id"""
+    )
+
+
+def _rescore_near_boundaries(
+    con: duckdb.DuckDBPyConnection,
+    tf_cols: Sequence[str],
+    boundaries: Sequence[float],
+    predictions_table: str,
+) -> None:
+    """Add to ``_rescore`` the records of pairs whose weight lies within the drift of a
+    boundary (the match threshold, the review threshold).
+
+    Every frequency is a count over all non-null values, so a day's new records shift
+    every frequency-adjusted weight by up to |log2(total now / total then)| bits per
+    column — far too little to matter, except for a pair that close to a threshold. Such
+    pairs are scored again, so no pair kept from an earlier day can land on the other
+    side of a threshold than a full re-link would put it.
+    """
+    drift = 0.0
+    for col in tf_cols:
+        now, then = con.execute(
+            f"SELECT (SELECT count({_value(col)}) FROM {FEATURES}), "
+            f"(SELECT count({col}) FROM {FEATURE_HASHES})"
+        ).fetchall()[0]
+        if now and then:
+            drift += abs(math.log2(now / then)) + TF_TOLERANCE_BITS
+    weights = [math.log2(p / (1 - p)) for p in boundaries if 0 < p < 1]
+    if not drift or not weights:
+        return
+    near = " OR ".join(f"abs(match_weight - ({w!r})) <= {drift + 1e-9!r}" for w in weights)
+    con.execute(
+        f"""INSERT INTO _rescore
+        SELECT DISTINCT uid FROM (
+            SELECT unique_id_l AS uid FROM {predictions_table} WHERE {near}
+            UNION ALL SELECT unique_id_r FROM {predictions_table} WHERE {near}
+        ) SEMI JOIN {FEATURES} f ON f.unique_id = uid
+        WHERE uid NOT IN (SELECT unique_id FROM _rescore)"""
+    )
 
 
 def tf_columns(model: dict[str, object]) -> list[str]:
@@ -303,50 +384,39 @@ def link_incremental(
     ``review_floor`` is the lowest match probability kept (as in `linkage.predict.link`);
     ``review_threshold`` the lower bound of the review queue's grey zone.
     """
+    from linkage.review import REVIEW_THRESHOLD
+
     constraints = constraints or Constraints()
-    model = load_model(model_path)
-    stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
-    missing = [c for c in tf_columns(model) if c not in stored]
-    if missing:
-        raise LinkageError(
-            f"{FEATURE_HASHES} lacks the frequency columns {', '.join(missing)} of the model; "
-            "re-link in full once (sharehub run --full-relink)"
-        )
-    changed, status_changed, removed = _diff(con)
+    boundaries = (threshold, REVIEW_THRESHOLD if review_threshold is None else review_threshold)
+    changed, for_tf, status_changed, removed = _diff(
+        con, tf_columns(load_model(model_path)), boundaries, predictions_table
+    )
     # the model's projection, as the full path clusters it (blank status = NULL, …)
     full_input = create_input_table(con, FEATURES)
     tag = uuid.uuid4().hex[:8]
     recs, pairs = f"__sharehub_recs_{tag}", f"__sharehub_pairs_{tag}"
-    scored = reach = out = fixes = None
+    scored = reach = out = None
     try:
         scored = _score_changed(
             con, full_input, model_path, min(review_floor, threshold), predictions_table
         )
         touched = "(SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed)"
-        fixes = refresh_kept_pairs(
-            con, model, predictions_table=predictions_table, features_table=FEATURES,
-            hashes_table=FEATURE_HASHES, touched_sql=touched,
-        )  # fmt: skip
         decided = ", ".join("('" + u.replace("'", "''") + "')" for u in sorted(constraints.records()))
-        seeds = (
-            f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _status UNION ALL "
-            + _reclustered_for_weights(con, threshold, predictions_table, fixes, clusters_table)
-            + (f" UNION ALL SELECT * FROM (VALUES {decided}) AS d(unique_id)" if decided else "")
+        seeds = f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _status" + (
+            f" UNION ALL SELECT * FROM (VALUES {decided}) AS d(unique_id)" if decided else ""
         )
         # old links too: a component a changed record used to hold together is re-clustered
         links = " UNION ALL ".join([
             f"SELECT unique_id_l, unique_id_r FROM {t} WHERE match_probability >= {threshold!r}"
-            for t in (predictions_table, fixes, scored)
+            for t in (predictions_table, scored)
         ] + [decision_edges_sql(constraints)])  # fmt: skip
         reach = component_closure(con, seeds, links)
         con.execute(f"CREATE TEMP TABLE {recs} AS SELECT * FROM {full_input} SEMI JOIN {reach} USING (unique_id)")
         con.execute(
             f"""CREATE TEMP TABLE {pairs} AS
-                SELECT p.unique_id_l, p.unique_id_r,
-                       coalesce(f.match_probability, p.match_probability) AS match_probability
-                FROM {predictions_table} p LEFT JOIN {fixes} f USING (unique_id_l, unique_id_r)
-                WHERE p.unique_id_l IN (SELECT unique_id FROM {reach})
-                  AND p.unique_id_l NOT IN {touched} AND p.unique_id_r NOT IN {touched}
+                SELECT unique_id_l, unique_id_r, match_probability FROM {predictions_table}
+                WHERE unique_id_l IN (SELECT unique_id FROM {reach})
+                  AND unique_id_l NOT IN {touched} AND unique_id_r NOT IN {touched}
                 UNION ALL
                 SELECT unique_id_l, unique_id_r, match_probability FROM {scored}
                 WHERE unique_id_l IN (SELECT unique_id FROM {reach})"""
@@ -358,7 +428,6 @@ def link_incremental(
             con.execute(
                 f"DELETE FROM {predictions_table} WHERE unique_id_l IN {touched} OR unique_id_r IN {touched}"
             )
-            apply_refresh(con, fixes, predictions_table, [lv.comparison for lv in tf_levels(model)])
             con.execute(f"INSERT INTO {predictions_table} BY NAME SELECT * FROM {scored}")
             con.execute(
                 f"DELETE FROM {clusters_table} WHERE unique_id IN (SELECT unique_id FROM {reach}) "
@@ -372,17 +441,16 @@ def link_incremental(
         counts = con.execute(
             f"SELECT (SELECT count(*) FROM {scored}), (SELECT count(*) FROM {recs}), "
             f"(SELECT count(*) FROM {clusters_table}), "
-            f"(SELECT count(DISTINCT cluster_id) FROM {clusters_table}), "
-            f"(SELECT count(*) FROM {fixes})"
+            f"(SELECT count(DISTINCT cluster_id) FROM {clusters_table})"
         ).fetchall()[0]
     finally:
-        for table in (reach, recs, pairs, scored, out, fixes, full_input, "_rescore", "_status", "_removed"):
+        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_status", "_removed"):
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
     result = IncrementalResult(
-        records=int(counts[2]), changed=changed, rescored=changed,
+        records=int(counts[2]), changed=changed, rescored=changed + for_tf,
         status_changed=status_changed, removed=removed, scored_pairs=int(counts[0]),
-        reclustered=int(counts[1]), clusters=int(counts[3]), reweighed_pairs=int(counts[4]),
+        reclustered=int(counts[1]), clusters=int(counts[3]),
     )  # fmt: skip
     log.info("incremental linkage: %s", result)
     return result
