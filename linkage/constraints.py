@@ -94,28 +94,43 @@ def decision_edges_sql(constraints: Constraints) -> str:
 ID_COLUMNS = ("id_norm", "id_valid", "birth_conflict")
 
 
+def own_id_sql(alias: str) -> str:
+    """SQL: the record ``alias`` carries a valid ID of its own — one whose embedded birth
+    date does not contradict the record's (a guardian's ID on a civil-affairs row does)."""
+    return (
+        f"{alias}.id_norm IS NOT NULL AND coalesce(CAST({alias}.id_valid AS BOOLEAN), false) "
+        f"AND NOT coalesce(CAST({alias}.birth_conflict AS BOOLEAN), false)"
+    )
+
+
+def held_apart_sql(pairs: str, clusters: str, threshold: float) -> str:
+    """SQL (unique_id_l, unique_id_r, cluster_l, cluster_r): links of ``pairs`` at or above
+    ``threshold`` whose records clustering put in two clusters of ``clusters`` — a link cut
+    on two valid IDs, or a record left between two persons it fits alike."""
+    return f"""
+        SELECT p.unique_id_l, p.unique_id_r, a.cluster_id AS cluster_l, b.cluster_id AS cluster_r
+        FROM {pairs} p
+        JOIN {clusters} a ON a.unique_id = p.unique_id_l
+        JOIN {clusters} b ON b.unique_id = p.unique_id_r
+        WHERE p.match_probability >= {threshold!r} AND a.cluster_id <> b.cluster_id
+    """
+
+
 def id_conflicts_sql(clusters: str, records: str, constraints: Constraints) -> str:
     """SQL (unique_id_l, unique_id_r): pairs of records sharing a cluster of ``clusters``
-    (unique_id, cluster_id) while carrying different valid IDs in ``records``.
+    (unique_id, cluster_id) while carrying different valid IDs of their own in ``records``.
 
     A pair is exempt when a reviewer's ``match`` joined two records with those two IDs:
     the reviewer has said that one person holds both (a re-issued ID)."""
-
-    def own_id(alias: str) -> str:
-        return (
-            f"{alias}.id_norm IS NOT NULL AND coalesce(CAST({alias}.id_valid AS BOOLEAN), false) "
-            f"AND NOT coalesce(CAST({alias}.birth_conflict AS BOOLEAN), false)"
-        )
-
     return f"""
         WITH ids AS (
             SELECT c.cluster_id, r.unique_id, r.id_norm
-            FROM {clusters} c JOIN {records} r USING (unique_id) WHERE {own_id("r")}
+            FROM {clusters} c JOIN {records} r USING (unique_id) WHERE {own_id_sql("r")}
         ), declared AS (
             SELECT least(a.id_norm, b.id_norm) AS x, greatest(a.id_norm, b.id_norm) AS y
             FROM ({decision_edges_sql(constraints)}) d
-            JOIN {records} a ON a.unique_id = d.unique_id_l AND {own_id("a")}
-            JOIN {records} b ON b.unique_id = d.unique_id_r AND {own_id("b")}
+            JOIN {records} a ON a.unique_id = d.unique_id_l AND {own_id_sql("a")}
+            JOIN {records} b ON b.unique_id = d.unique_id_r AND {own_id_sql("b")}
         )
         SELECT least(a.unique_id, b.unique_id) AS unique_id_l,
                greatest(a.unique_id, b.unique_id) AS unique_id_r

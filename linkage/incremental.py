@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 
 from linkage.cluster import cluster_pairs, component_closure
-from linkage.constraints import Constraints, decision_edges_sql
+from linkage.constraints import Constraints, decision_edges_sql, held_apart_sql
 from linkage.model import REQUIRED_COLUMNS, create_input_table, drop_input_table
 from linkage.train import load_model
 from sharehub.errors import LinkageError
@@ -249,12 +249,8 @@ def _rescore_held_apart(
     """
     con.execute(
         f"""INSERT INTO _rescore
-        WITH held AS (
-            SELECT a.cluster_id AS x, b.cluster_id AS y FROM {predictions_table} p
-            JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
-            JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
-            WHERE p.match_probability >= {threshold!r} AND a.cluster_id <> b.cluster_id
-        ), touched AS (SELECT x AS cluster_id FROM held UNION SELECT y FROM held)
+        WITH held AS ({held_apart_sql(predictions_table, "linkage.clusters", threshold)}),
+        touched AS (SELECT cluster_l AS cluster_id FROM held UNION SELECT cluster_r FROM held)
         SELECT DISTINCT c.unique_id FROM linkage.clusters c
         SEMI JOIN touched USING (cluster_id)
         SEMI JOIN {FEATURES} f ON f.unique_id = c.unique_id

@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from linkage.constraints import Constraints
+from linkage.constraints import Constraints, held_apart_sql, own_id_sql
 from sharehub.errors import LinkageError, NotFound
 from sharehub.warehouse import one, table_exists
 
@@ -128,11 +128,11 @@ def build_queue(
     """
     ensure_tables(con)
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _items AS
+        f"""CREATE OR REPLACE TEMP TABLE _items AS
         WITH ids AS (
             SELECT c.cluster_id, f.id_norm, min(f.unique_id) AS rep
             FROM linkage.clusters c JOIN linkage.person_features f USING (unique_id)
-            WHERE f.id_valid AND f.id_norm IS NOT NULL AND NOT coalesce(f.birth_conflict, false)
+            WHERE {own_id_sql("f")}
             GROUP BY ALL
         ), conflicts AS (
             SELECT DISTINCT 'conflicting_ids' AS kind, least(a.rep, b.rep) AS unique_id_l,
@@ -142,15 +142,13 @@ def build_queue(
             SELECT 'grey_pair' AS kind, unique_id_l, unique_id_r FROM linkage.predictions
             WHERE match_probability >= ? AND match_probability < ?
         ), held AS (
-            SELECT 'held_apart' AS kind, p.unique_id_l, p.unique_id_r FROM linkage.predictions p
-            JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
-            JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
-            WHERE p.match_probability >= ? AND a.cluster_id <> b.cluster_id
+            SELECT 'held_apart' AS kind, unique_id_l, unique_id_r
+            FROM ({held_apart_sql("linkage.predictions", "linkage.clusters", threshold)})
         )
         SELECT * FROM conflicts
         UNION ALL (SELECT * FROM held ANTI JOIN conflicts USING (unique_id_l, unique_id_r))
         UNION ALL (SELECT * FROM grey ANTI JOIN conflicts USING (unique_id_l, unique_id_r))""",
-        [review_threshold, threshold, threshold],
+        [review_threshold, threshold],
     )
     con.execute(
         f"""CREATE OR REPLACE TABLE {QUEUE} AS
