@@ -14,19 +14,17 @@ temporary folder, removed afterwards unless ``--keep``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import platform
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import harness  # beside this script
 
 from linkage.baselines import EXACT_ID, PLAIN_SPLINK
 from sharehub import pipeline
@@ -37,7 +35,7 @@ from sharehub.warehouse import connect
 
 log = logging.getLogger("benchmarks.accuracy")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = harness.RESULTS
 # Issue 4's targets for sharehub on generated data.
 TARGETS = {"precision": 0.999, "recall": 0.995, "twin_pairs_merged_share": 0.005}
 
@@ -135,32 +133,14 @@ def _report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON to write (default benchmarks/results/accuracy-<persons>.json)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="folder for deliveries, warehouse and model (default: temporary)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    parser.add_argument("--note", default="",
-                        help="free text stored in the JSON, e.g. the code state measured")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("splink", "sharehub.feeds"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    out = args.out or RESULTS / f"accuracy-{args.persons}.json"
-    work = args.work or Path(tempfile.mkdtemp(prefix="sharehub-accuracy-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    args = harness.parser(__doc__.splitlines()[0], "accuracy",
+                          work_holds="deliveries, warehouse and model").parse_args(argv)
+    harness.quiet_logging()
+    out = harness.out_path(args, "accuracy")
+    with harness.work_folder(args, "sharehub-accuracy-") as work:
         result = measure(args.persons, args.seed, work)
-        result["note"] = args.note
-    finally:
-        if args.work is None and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    result["note"] = args.note
+    harness.write_json(result, out)
     sys.stdout.write(_report(result) + f"wrote {out}\n")
     return 0
 

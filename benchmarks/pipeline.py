@@ -23,7 +23,6 @@ unless ``--keep``).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import json
@@ -31,10 +30,8 @@ import logging
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +39,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import harness  # beside this script
 
 from sharehub import pipeline
 from sharehub.evaluation import copy_records, evaluate_published, read_truth
@@ -51,7 +50,7 @@ from sharehub.warehouse import connect
 
 log = logging.getLogger("benchmarks.pipeline")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = harness.RESULTS
 TABLE = RESULTS / "README.md"
 # Issue 8, item 2: targets on a 2-core, 24 GiB machine at 1M persons.
 TARGET_DAY1_SECONDS = 20 * 60
@@ -273,8 +272,7 @@ def _write(result: dict[str, Any], out: Path) -> None:
     result["peak_rss_mib"] = max((p["peak_rss_mib"] for p in result["phases"].values()
                                   if not p.get("baseline")), default=None)
     result["targets"] = _targets(result)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    harness.write_json(result, out)
 
 
 def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> dict[str, Any]:
@@ -461,29 +459,14 @@ def _report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON to write (default benchmarks/results/pipeline-<persons>.json)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="folder for deliveries, warehouse and model (default: temporary)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    parser.add_argument("--note", default="",
-                        help="free text stored in the JSON and the table, e.g. the code state")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("splink", "sharehub.feeds"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    out = args.out or RESULTS / f"pipeline-{args.persons}.json"
-    work = args.work or Path(tempfile.mkdtemp(prefix="sharehub-pipeline-"))
-    work.mkdir(parents=True, exist_ok=True)
+    args = harness.parser(__doc__.splitlines()[0], "pipeline",
+                          work_holds="deliveries, warehouse and model").parse_args(argv)
+    harness.quiet_logging()
+    out = harness.out_path(args, "pipeline")
     try:
-        result = measure(args.persons, args.seed, work, out, args.note)
+        with harness.work_folder(args, "sharehub-pipeline-") as work:
+            result = measure(args.persons, args.seed, work, out, args.note)
     finally:
-        if args.work is None and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
         if out.parent == RESULTS:
             write_table()
     sys.stdout.write(_report(result) + f"wrote {out} and {TABLE}\n")

@@ -20,15 +20,12 @@ files go to ``--work`` (default: a new temporary folder, removed unless ``--keep
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import harness  # beside this script
 
 from linkage import predict, spark_backend
 from linkage.review import constraints
@@ -47,7 +45,7 @@ from sharehub.warehouse import connect
 
 log = logging.getLogger("benchmarks.spark")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = harness.RESULTS
 TABLE = RESULTS / "spark.md"
 FEATURES = "linkage.person_features"
 NOTE = (
@@ -226,42 +224,19 @@ def write_table() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = harness.parser(__doc__.splitlines()[0], "spark", note=False,
+                            work_holds="deliveries, warehouse, model and Parquet")
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     parser.add_argument(
         "--conf", default=None, help="extra Spark conf, as SHAREHUB_SPARK_CONF: key=value,key=value"
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="JSON to write (default benchmarks/results/spark-<persons>.json)",
-    )
-    parser.add_argument(
-        "--work",
-        type=Path,
-        default=None,
-        help="folder for deliveries, warehouse, model and Parquet (default: temporary)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("splink", "sharehub.feeds", "py4j"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    out = args.out or RESULTS / f"spark-{args.persons}.json"
-    work = args.work or Path(tempfile.mkdtemp(prefix="sharehub-spark-"))
-    work.mkdir(parents=True, exist_ok=True)
-    config = spark_backend.SparkConfig(args.master, work / "spark", parse_spark_conf(args.conf))
-    try:
+    harness.quiet_logging("py4j")
+    out = harness.out_path(args, "spark")
+    with harness.work_folder(args, "sharehub-spark-") as work:
+        config = spark_backend.SparkConfig(args.master, work / "spark", parse_spark_conf(args.conf))
         result = measure(args.persons, args.seed, work, config)
-    finally:
-        if args.work is None and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    harness.write_json(result, out)
     if out.parent == RESULTS:
         write_table()
     c = result["comparison"]
