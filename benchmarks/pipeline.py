@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -268,6 +268,12 @@ def _targets(result: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
+def _evaluate(settings: Settings, truth: Path) -> dict[str, Any]:
+    """The published index scored against the truth, on a read-only connection."""
+    with closing(connect(settings, read_only=True)) as con:
+        return _report_dict(evaluate_published(con, truth))
+
+
 def _write(result: dict[str, Any], out: Path) -> None:
     result["peak_rss_mib"] = max((p["peak_rss_mib"] for p in result["phases"].values()
                                   if not p.get("baseline")), default=None)
@@ -301,30 +307,18 @@ def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> d
         result["records_delivered_day1"] = sum(day1.records.values())
         _write(result, out)
 
-        with _phase(result, "run day 1", sampler):
-            con = connect(settings)
-            try:
-                result["day1"] = _run_day(con, settings, recorder)
-            finally:
-                con.close()
+        with _phase(result, "run day 1", sampler), closing(connect(settings)) as con:
+            result["day1"] = _run_day(con, settings, recorder)
         _write(result, out)
 
         with _phase(result, "evaluate day 1", sampler):
-            con = connect(settings, read_only=True)
-            try:
-                result["day1_accuracy"] = _report_dict(
-                    evaluate_published(con, district / "truth.csv"))
-            finally:
-                con.close()
+            result["day1_accuracy"] = _evaluate(settings, district / "truth.csv")
         _write(result, out)
 
         with _phase(result, "plain Splink day 1", sampler) as figures:
             figures["baseline"] = True
-            con = connect(settings, read_only=True)
-            try:
+            with closing(connect(settings, read_only=True)) as con:
                 result["plain_splink"] = _plain_splink(con, settings, district / "truth.csv")
-            finally:
-                con.close()
         link = result["day1"]["stages_seconds"]["link"]
         result["link_vs_plain_splink"] = round(link / result["plain_splink"]["seconds"], 2)
         _write(result, out)
@@ -334,23 +328,14 @@ def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> d
             figures["records"] = dict(day2.records)
         _write(result, out)
 
-        with _phase(result, "run day 2", sampler):
-            con = connect(settings)
-            try:
-                result["day2"] = _run_day(con, settings, recorder)
-            finally:
-                con.close()
+        with _phase(result, "run day 2", sampler), closing(connect(settings)) as con:
+            result["day2"] = _run_day(con, settings, recorder)
         result["day2_share_of_day1"] = round(
             result["day2"]["total_seconds"] / result["day1"]["total_seconds"], 3)
         _write(result, out)
 
         with _phase(result, "evaluate day 2", sampler):
-            con = connect(settings, read_only=True)
-            try:
-                result["day2_accuracy"] = _report_dict(
-                    evaluate_published(con, district / "truth.csv"))
-            finally:
-                con.close()
+            result["day2_accuracy"] = _evaluate(settings, district / "truth.csv")
     result["machine"]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     result["complete"] = True
     _write(result, out)
