@@ -6,10 +6,15 @@ Issue 8, item 1. One command per size:
     .venv/bin/python benchmarks/pipeline.py --persons 100000 --seed 42
     # → benchmarks/results/pipeline-100000.json and a row in benchmarks/results/README.md
 
-Phases, in one process: generate day 1 → ``sharehub.pipeline.run`` (trains the model) →
-plain Splink (same blocking and comparisons on naively cleaned columns) on a copy of the
-day-1 records, and both scored against day 1's truth → generate day 2 → run again
-(incremental) → score the published index against the two-day truth.
+Phases: generate day 1 → ``sharehub.pipeline.run`` (trains the model) → plain Splink
+(same blocking and comparisons on naively cleaned columns) on a copy of the day-1
+records, and both scored against day 1's truth → generate day 2 → in a fresh child
+process, as a scheduled run starts, run again (incremental) and score the published index
+against the two-day truth.
+
+``--snapshot`` copies the state before day 2 aside (``WORK/before-day2``);
+``--day2-only --work WORK --out FILE`` then reruns just the increment from it, for
+profiling a change to the day-2 path without repeating day 1.
 
 Wall time per stage comes from the pipeline's own stage timer; inside ``link`` and
 ``publish`` a few library functions are wrapped to split train from predict + cluster and
@@ -23,6 +28,7 @@ unless ``--keep``).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib
 import json
@@ -30,6 +36,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -57,6 +64,7 @@ TARGET_DAY1_SECONDS = 20 * 60
 TARGET_PEAK_MIB = 8 * 1024
 TARGET_DAY2_SHARE = 0.10
 TARGET_LINK_RATIO = 1.5
+SNAPSHOT = "before-day2"
 
 # Library functions timed inside a stage: (module, attribute, label). The pipeline
 # imports them at call time (``from linkage.train import train_model`` inside
@@ -226,7 +234,7 @@ def _plain_splink(con: Any, settings: Settings, truth: Path) -> dict[str, Any]:
     memory = copy_records(con)
     copied = round(time.perf_counter() - started, 2)
     try:
-        records = memory.execute("SELECT count(*) FROM person_records").fetchone()[0]
+        records = memory.execute("SELECT count(*) FROM person_records").fetchall()[0][0]
         started = time.perf_counter()
         plain = plain_splink_clusters(memory, "person_records", seed=settings.seed,
                                       threshold=settings.match_threshold)
@@ -281,14 +289,86 @@ def _write(result: dict[str, Any], out: Path) -> None:
     harness.write_json(result, out)
 
 
-def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> dict[str, Any]:
-    """Run the whole benchmark in ``work``; rewrite ``out`` after every phase."""
+def _settings(work: Path, seed: int) -> Settings:
     district = work / "district"
-    settings = Settings.from_env(
+    return Settings.from_env(
         {}, warehouse=work / "warehouse.duckdb", landing=district / "landing",
         health_url=f"sqlite:///{(district / 'health.db').resolve()}",
         model_path=work / "model.json", seed=seed, progress=False,
     )  # fmt: skip
+
+
+# Everything a day-2 run reads or writes; copied aside by --snapshot so that --day2-only
+# can rerun the increment from the same starting point.
+_STATE = ("warehouse.duckdb", "model.json", "district")
+
+
+def _snapshot(work: Path) -> None:
+    target = work / SNAPSHOT
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for name in _STATE:
+        source = work / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        elif source.exists():
+            shutil.copy2(source, target / name)
+    log.info("state before day 2 copied to %s", target)
+
+
+def _restore(work: Path) -> None:
+    source = work / SNAPSHOT
+    if not source.is_dir():
+        raise SystemExit(f"--day2-only: no snapshot in {source}; run once with --snapshot")
+    for name in _STATE:
+        target = work / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target)
+        elif (source / name).exists():
+            shutil.copy2(source / name, target)
+    for stale in work.glob("warehouse.duckdb.wal"):
+        stale.unlink()
+    log.info("state before day 2 restored from %s", source)
+
+
+def measure_day2(seed: int, work: Path, out: Path) -> dict[str, Any]:
+    """Run the day-2 increment and score it, in this process, on the state in ``work``.
+
+    ``measure`` calls this in a fresh child process so that day 2's memory is that of a
+    scheduled run (Airflow task, ``sharehub run``), not day 2 on top of day 1's heap.
+    """
+    settings = _settings(work, seed)
+    result: dict[str, Any] = {"phases": {}}
+    with Sampler() as sampler:
+        recorder = Recorder(sampler)
+        with _phase(result, "run day 2", sampler), closing(connect(settings)) as con:
+            result["day2"] = _run_day(con, settings, recorder)
+        harness.write_json(result, out)
+        with _phase(result, "evaluate day 2", sampler):
+            result["day2_accuracy"] = _evaluate(settings, work / "district" / "truth.csv")
+    harness.write_json(result, out)
+    return result
+
+
+def _day2_in_child(persons: int, seed: int, work: Path) -> dict[str, Any]:
+    out = work / "day2.json"
+    out.unlink(missing_ok=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "--day2-only", "--in-place",
+               "--work", str(work), "--persons", str(persons), "--seed", str(seed),
+               "--out", str(out)]
+    subprocess.run(command, check=True)
+    return dict(json.loads(out.read_text(encoding="utf-8")))
+
+
+def measure(persons: int, seed: int, work: Path, out: Path, note: str = "",
+            snapshot: bool = False) -> dict[str, Any]:
+    """Run the whole benchmark in ``work``; rewrite ``out`` after every phase."""
+    district = work / "district"
+    settings = _settings(work, seed)
     result: dict[str, Any] = {
         "persons": persons, "seed": seed, "complete": False, "note": note,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -297,6 +377,7 @@ def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> d
                     "platform": platform.platform(),
                     "load_average_1min_before": round(os.getloadavg()[0], 2)},
         "command": f"benchmarks/pipeline.py --persons {persons} --seed {seed}",
+        "day2_process": "separate",
         "phases": {},
     }
     with Sampler() as sampler:
@@ -327,15 +408,15 @@ def measure(persons: int, seed: int, work: Path, out: Path, note: str = "") -> d
             day2 = generate(district, persons, seed, 2)
             figures["records"] = dict(day2.records)
         _write(result, out)
+    if snapshot:
+        _snapshot(work)
 
-        with _phase(result, "run day 2", sampler), closing(connect(settings)) as con:
-            result["day2"] = _run_day(con, settings, recorder)
-        result["day2_share_of_day1"] = round(
-            result["day2"]["total_seconds"] / result["day1"]["total_seconds"], 3)
-        _write(result, out)
-
-        with _phase(result, "evaluate day 2", sampler):
-            result["day2_accuracy"] = _evaluate(settings, district / "truth.csv")
+    child = _day2_in_child(persons, seed, work)
+    result["phases"].update(child["phases"])
+    result["day2"] = child["day2"]
+    result["day2_accuracy"] = child["day2_accuracy"]
+    result["day2_share_of_day1"] = round(
+        result["day2"]["total_seconds"] / result["day1"]["total_seconds"], 3)
     result["machine"]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     result["complete"] = True
     _write(result, out)
@@ -444,13 +525,28 @@ def _report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = harness.parser(__doc__.splitlines()[0], "pipeline",
-                          work_holds="deliveries, warehouse and model").parse_args(argv)
+    p = harness.parser(__doc__.splitlines()[0], "pipeline",
+                       work_holds="deliveries, warehouse and model")
+    p.add_argument("--snapshot", action="store_true",
+                   help=f"copy the state before day 2 to WORK/{SNAPSHOT} (for --day2-only)")
+    p.add_argument("--day2-only", action="store_true",
+                   help=f"rerun only day 2 from WORK/{SNAPSHOT} (needs --work and --out)")
+    p.add_argument("--in-place", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     harness.quiet_logging()
+    if args.day2_only:
+        if args.work is None or args.out is None:
+            p.error("--day2-only needs --work (a folder run with --snapshot) and --out")
+        if not args.in_place:
+            _restore(Path(args.work))
+        result = measure_day2(args.seed, Path(args.work), Path(args.out))
+        sys.stdout.write(json.dumps({"day2": result["day2"]["stages_seconds"],
+                                     "total": result["day2"]["total_seconds"]}) + "\n")
+        return 0
     out = harness.out_path(args, "pipeline")
     try:
         with harness.work_folder(args, "sharehub-pipeline-") as work:
-            result = measure(args.persons, args.seed, work, out, args.note)
+            result = measure(args.persons, args.seed, work, out, args.note, args.snapshot)
     finally:
         if out.parent == RESULTS:
             write_table()
