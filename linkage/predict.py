@@ -272,7 +272,7 @@ def plan(
     """Incremental when a trained model and a previous linkage with the same model file
     and threshold exist; full otherwise (and whenever ``full`` is asked for, and always
     on the Spark backend: incremental scoring, `linkage.incremental`, is DuckDB-only)."""
-    from linkage.incremental import FEATURE_HASHES
+    from linkage.incremental import FEATURE_HASHES, fingerprints_usable
     from linkage.review import decisions_after
 
     con.execute(_RUNS_DDL)
@@ -294,6 +294,8 @@ def plan(
         reason, incremental = "no trained model yet", False
     elif last is None or not all(table_exists(con, t) for t in needed):
         reason, incremental = "no previous linkage to build on", False
+    elif not fingerprints_usable(con, FEATURE_HASHES, "feature_hash"):
+        reason, incremental = "the feature fingerprints are of an older kind", False
     elif last["model_sha256"] != _model_sha256(model_path):
         reason, incremental = "the model file changed since the last linkage", False
     elif float(last["threshold"]) != threshold:

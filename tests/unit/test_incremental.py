@@ -178,3 +178,16 @@ def test_plan_is_incremental_only_on_the_same_model_and_threshold(
     other.write_text(model.read_text(encoding="utf-8") + " ", encoding="utf-8")
     assert "model file changed" in plan(con, model_path=other, threshold=0.9).reason
     assert not plan(con, model_path=tmp_path / "none.json", threshold=0.9).incremental
+    # a warehouse whose fingerprints are md5 text (before they became UBIGINT) links in full
+    con.execute("ALTER TABLE linkage.feature_hashes ALTER feature_hash TYPE VARCHAR")
+    assert "older kind" in plan(con, model_path=model, threshold=0.9).reason
+
+
+def test_md5_fingerprints_of_an_older_warehouse_mean_standardising_afresh() -> None:
+    con = duckdb.connect()
+    _stage(con, [ZHANG, LI])
+    standardise(con)
+    con.execute("ALTER TABLE linkage.standardised_inputs ALTER input_hash TYPE VARCHAR")
+    again = standardise(con)
+    assert (again.full, again.standardised) == (True, 2)
+    assert standardise(con).standardised == 0  # and the new fingerprints are usable
