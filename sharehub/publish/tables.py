@@ -25,7 +25,7 @@ from linkage.houses import HOUSE_CANDIDATES
 from sharehub.errors import PublishAborted
 from sharehub.publish import expectations
 from sharehub.publish.contract import shared_contract
-from sharehub.publish.golden import golden_person_sql
+from sharehub.publish.golden import build_golden, golden_person_sql, keep_golden_inputs
 from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,14 @@ def sources(sql: str) -> set[str]:
     return {re.split(r"\s+AS\s+", name, flags=re.IGNORECASE)[0].strip() for name in found if "." in name}
 
 
-def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> None:
+def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str | None) -> None:
+    """Create the candidate; ``published`` is the table as last published, when it is
+    exactly that version (golden rows of unchanged persons are taken from it)."""
     contract = shared_contract(name)
     missing = sorted(t for t in sources(sql) if not table_exists(con, t))
+    if not missing and name == "person":
+        build_golden(con, _candidate(name), published)
+        return
     if not missing:
         con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS {sql}")
         return
@@ -209,8 +214,9 @@ def publish(
         ).fetchall()
         last = versions[0] if versions else None
         baseline = None if full_validation else _baseline(con, last)
+        con.execute("DROP TABLE IF EXISTS _golden_inputs")
         for name, sql in _CANDIDATES.items():
-            _build(con, name, sql)
+            _build(con, name, sql, _published(name) if baseline else None)
         expectations.check(con, _CANDIDATES, _candidate, previous, baseline)
         digest = _content_hash(con)
         persons, records = one(
@@ -223,9 +229,12 @@ def publish(
             log.info("candidate equals published version %s; nothing to publish", last[0])
             return PublishResult(int(last[0]), False, persons, records, last[2])
         version = (int(last[0]) if last else 0) + 1
+        keep_golden_inputs(con)
         for name in _CANDIDATES:
-            con.execute(f"CREATE OR REPLACE TABLE shared.{name} AS SELECT * FROM {_candidate(name)}")
-            con.execute(f"DROP TABLE {_candidate(name)}")
+            # Renamed, not copied: the department views bind shared.<name> by name when
+            # queried, and a copy of two million rows cost seconds per table.
+            con.execute(f"DROP TABLE IF EXISTS shared.{name}")
+            con.execute(f"ALTER TABLE {_candidate(name)} RENAME TO {name}")
         con.execute(
             "INSERT INTO audit.publish_versions (version, published_at, run_id, content_hash, "
             "persons, records, suites_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",

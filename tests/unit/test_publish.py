@@ -130,3 +130,61 @@ def test_publish_version_records_metrics_and_copies_to_postgres_when_configured(
     # nothing new to publish, but the copy is retried so subscribers catch up
     assert (again.version, again.created, again.metrics_recorded) == (1, False, False)
     assert calls == [1] and again.postgres == "copied"
+
+
+def _full_golden(con: duckdb.DuckDBPyConnection) -> set[tuple[object, ...]]:
+    from sharehub.publish.golden import golden_person_sql
+
+    return {tuple(map(repr, row)) for row in con.execute(golden_person_sql()).fetchall()}
+
+
+def _published_person(con: duckdb.DuckDBPyConnection) -> set[tuple[object, ...]]:
+    return {tuple(map(repr, row)) for row in con.execute("SELECT * FROM shared.person").fetchall()}
+
+
+def test_golden_rows_of_unchanged_persons_are_kept_and_the_rest_recomputed(
+    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sharehub.publish.golden import GOLDEN_INPUTS
+
+    publish(con, run_id="r1", now=datetime(2026, 11, 26))
+    assert con.execute(f"SELECT count(*) FROM {GOLDEN_INPUTS}").fetchall() == [(2,)]
+    # day 2: 李娜's phone arrives, the health record moves to a new person PC, and PB's
+    # golden row must follow; PA loses a record, so its row is recomputed too
+    con.execute("UPDATE linkage.person_features SET phone_std = '13600000009', "
+                "phone_kind = 'mobile' WHERE unique_id = 'ps_population:2'")
+    con.execute("UPDATE linkage.person_ids SET person_id = 'PC' WHERE record_id = 'hw_ehr_person:9'")
+    con.execute("DELETE FROM linkage.cluster_edges WHERE unique_id_r = 'hw_ehr_person:9'")
+    with caplog.at_level("INFO", logger="sharehub.publish.golden"):
+        second = publish(con, run_id="r2", now=datetime(2026, 11, 27))
+    assert second.created
+    assert "3 persons recomputed" in caplog.text  # PA, PB and the new PC
+    assert _published_person(con) == _full_golden(con)
+    # nothing changed: nothing recomputed, and the same version stays
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sharehub.publish.golden"):
+        assert not publish(con, run_id="r3").created
+    assert "0 persons recomputed" in caplog.text
+
+
+def test_golden_rows_are_recomputed_in_full_when_rules_or_published_rows_are_in_doubt(
+    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sharehub.publish.golden import GOLDEN_INPUTS
+
+    publish(con, run_id="r1", now=datetime(2026, 11, 26))
+    # fingerprints stored under other survivorship rules are not trusted
+    con.execute(f"UPDATE {GOLDEN_INPUTS} SET rules_sha256 = 'older rules'")
+    con.execute("UPDATE linkage.person_features SET name_std = '李婧' WHERE unique_id = 'ps_population:2'")
+    with caplog.at_level("INFO", logger="sharehub.publish.golden"):
+        publish(con, run_id="r2", now=datetime(2026, 11, 27))
+    assert "recomputed" not in caplog.text
+    assert _published_person(con) == _full_golden(con)
+    # a shared.person edited outside the hub is no baseline either (content hash differs)
+    con.execute("UPDATE shared.person SET name = 'tampered' WHERE person_id = 'PA'")
+    con.execute("UPDATE linkage.person_features SET name_std = '李娜' WHERE unique_id = 'ps_population:2'")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sharehub.publish.golden"):
+        publish(con, run_id="r3", now=datetime(2026, 11, 28))
+    assert "recomputed" not in caplog.text
+    assert _published_person(con) == _full_golden(con)
