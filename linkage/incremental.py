@@ -45,6 +45,7 @@ import duckdb
 from linkage.cluster import cluster_pairs, component_closure
 from linkage.constraints import Constraints, decision_edges_sql, held_apart_sql
 from linkage.model import REQUIRED_COLUMNS, create_input_table, drop_input_table
+from linkage.standardize.addresses import AddressResult
 from linkage.train import load_model
 from sharehub.errors import LinkageError
 from sharehub.warehouse import table_exists
@@ -129,7 +130,7 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     records = con.execute(
         f"SELECT * FROM staging.person_records WHERE record_id IN ({todo_sql}) ORDER BY record_id"
     ).df()
-    features = standardize_records(records)
+    features = standardize_records(records, None if full else _known_addresses(con))
     con.register("_features", features)
     con.begin()
     try:
@@ -157,6 +158,33 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     log.info("standardised %d of %d records (%s), %d removed", len(features), total,
              "full" if full else "incremental", removed)
     return StandardiseResult(total, len(features), removed, full)
+
+
+def _known_addresses(con: duckdb.DuckDBPyConnection) -> dict[str, AddressResult]:
+    """How unchanged records' addresses were standardised, for the address strings of the
+    records about to be standardised (temp table ``_inputs`` against the stored
+    fingerprints). Like every incremental step this trusts that the standardiser did not
+    change since; ``--full-relink`` after upgrading it parses everything again."""
+    rows = con.execute(
+        f"""WITH todo AS (
+                SELECT r.address AS a, r.hukou_address AS h FROM staging.person_records r
+                JOIN _inputs i USING (record_id) LEFT JOIN {STANDARDISED} s USING (record_id)
+                WHERE s.input_hash IS DISTINCT FROM i.input_hash
+            ), wanted AS (SELECT a FROM todo UNION SELECT h FROM todo)
+            SELECT r.address, any_value(f.addr_std), any_value(f.addr_estate),
+                   any_value(f.addr_building), any_value(f.addr_unit), any_value(f.addr_room),
+                   any_value(f.addr_key)
+            FROM staging.person_records r
+            JOIN _inputs i USING (record_id)
+            JOIN {STANDARDISED} s ON s.record_id = r.record_id AND s.input_hash = i.input_hash
+            JOIN {FEATURES} f ON f.unique_id = r.record_id
+            WHERE r.address IN (SELECT a FROM wanted)
+            GROUP BY r.address"""
+    ).fetchall()
+    return {
+        str(a): AddressResult(std, estate=estate, building=building, unit=unit, room=room, key=key)
+        for a, std, estate, building, unit, room, key in rows
+    }
 
 
 def _value(column: str) -> str:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
-from linkage.standardize.addresses import standardize_address
+from linkage.standardize.addresses import AddressResult, standardize_address
 from linkage.standardize.demographics import DAY, MONTH, normalize_sex, parse_birth_date
 from linkage.standardize.ids import NOT_RESIDENT_ID, normalize_id
 from linkage.standardize.names import standardize_name
@@ -148,7 +148,9 @@ def _check_columns(records: pd.DataFrame, required: Sequence[str]) -> None:
         )
 
 
-def standardize_records(records: pd.DataFrame) -> pd.DataFrame:
+def standardize_records(
+    records: pd.DataFrame, known_addresses: Mapping[str, AddressResult] | None = None
+) -> pd.DataFrame:
     """Standardise person records into the feature table the linkage model compares.
 
     Input: the columns of ``staging.person_records`` (extra columns are ignored).
@@ -156,17 +158,26 @@ def standardize_records(records: pd.DataFrame) -> pd.DataFrame:
     Where a record has no birth date or sex of its own but a valid ID, both are taken
     from the ID. A passport number (``id_type`` ``03``) that is not a resident ID is
     reported as ``not_resident_id`` rather than parsed as a damaged ID.
+
+    ``known_addresses``: earlier results of `standardize_address` for address strings
+    (an increment's newborns and movers mostly live at addresses the district already
+    has, and parsing is most of the cost); other strings are parsed.
     """
     _check_columns(records, PERSON_RECORD_COLUMNS)
     started = time.perf_counter()
+    known = known_addresses or {}
+
+    def address(value: str | None) -> AddressResult:
+        found = known.get(value) if value is not None else None
+        return found if found is not None else standardize_address(value)
 
     names = _Mapped(records["name"], standardize_name)
     ids = _Mapped(records["id_number"], normalize_id)
     births = _Mapped(records["birth_raw"], _birth_date, raw=True)
     sexes = _Mapped(records["sex_raw"], normalize_sex)
     phones = _Mapped(records["phone"], standardize_phone)
-    addresses = _Mapped(records["address"], standardize_address)
-    hukou = _Mapped(records["hukou_address"], standardize_address)
+    addresses = _Mapped(records["address"], address)
+    hukou = _Mapped(records["hukou_address"], address)
 
     id_norm = ids.field(lambda r: r.id_norm)
     id_valid = ids.field(lambda r: r.valid).astype(bool)

@@ -183,6 +183,33 @@ def test_plan_is_incremental_only_on_the_same_model_and_threshold(
     assert "older kind" in plan(con, model_path=model, threshold=0.9).reason
 
 
+def test_addresses_already_standardised_are_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from linkage.standardize import records as standardize_records_module
+
+    home = "北京市朝阳区幸福里小区3号楼2单元501室"
+    con = duckdb.connect()
+    _stage(con, [{**ZHANG, "address": home}, LI])
+    standardise(con)
+    parsed: list[str | None] = []
+    real = standardize_records_module.standardize_address
+
+    def counting(value: str | None) -> object:
+        parsed.append(value)
+        return real(value)
+
+    monkeypatch.setattr(standardize_records_module, "standardize_address", counting)
+    # a newborn at 张伟's address, and 李娜 moving to a new one
+    newborn = {**ZHANG, "record_id": "ps_population:7", "name": "张小伟", "address": home}
+    moved = {**LI, "address": "北京市朝阳区光明路8号"}
+    _stage(con, [{**ZHANG, "address": home}, moved, newborn])
+    assert standardise(con).standardised == 2
+    assert home not in parsed and "北京市朝阳区光明路8号" in parsed
+    rows = con.execute(f"SELECT * FROM {TABLE} ORDER BY unique_id").fetchall()
+    monkeypatch.undo()
+    standardise(con, full=True)
+    assert con.execute(f"SELECT * FROM {TABLE} ORDER BY unique_id").fetchall() == rows
+
+
 def test_md5_fingerprints_of_an_older_warehouse_mean_standardising_afresh() -> None:
     con = duckdb.connect()
     _stage(con, [ZHANG, LI])
