@@ -31,13 +31,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import pandas as pd
 
 from linkage.standardize import standardize_address
-from linkage.standardize.addresses import AddressResult
 from sharehub.errors import ContractViolation
 from sharehub.warehouse import table_exists
 
@@ -67,6 +65,36 @@ _HOUSE_COLUMNS = (
     "house_id", "house_code", "address", "addr_std", "addr_estate", "addr_building",
     "addr_unit", "addr_room", "addr_key", "usage", "occupancy", "status", "owner_record_id",
 )  # fmt: skip
+
+# The parse of each distinct address of the register: the previous build's (_PARSED_BEFORE)
+# plus a fresh one for every address it did not hold (_UNPARSED, NULL included).
+_PARSES_DDL = """
+CREATE OR REPLACE TEMP TABLE _house_parses (
+    address VARCHAR, addr_std VARCHAR, addr_estate VARCHAR, addr_building VARCHAR,
+    addr_unit VARCHAR, addr_room VARCHAR, addr_key VARCHAR
+)"""
+_PARSED_BEFORE = f"""
+INSERT INTO _house_parses
+SELECT address, any_value(addr_std), any_value(addr_estate), any_value(addr_building),
+       any_value(addr_unit), any_value(addr_room), any_value(addr_key)
+FROM {HOUSES} WHERE address IS NOT NULL GROUP BY address"""
+_UNPARSED = f"""
+SELECT DISTINCT h.address FROM staging.{OWNER_FEED} h
+ANTI JOIN _house_parses p ON p.address = h.address
+WHERE h.is_current"""
+
+# Current dwellings of the register, ended ones included. house_id is house_id() in SQL:
+# sha256() gives lowercase hex of the UTF-8 bytes, as hashlib does.
+_HOUSES_INSERT = f"""
+INSERT INTO {HOUSES} ({", ".join(_HOUSE_COLUMNS)})
+SELECT 'H' || upper(sha256(h.house_code)[1:15]), h.house_code, h.address,
+       p.addr_std, p.addr_estate, p.addr_building, p.addr_unit, p.addr_room, p.addr_key,
+       h.usage, h.occupancy, h.record_status, o.record_id
+FROM staging.{OWNER_FEED} h
+LEFT JOIN staging.person_records o ON o.feed = '{OWNER_FEED}' AND o.source_key = h.house_code
+LEFT JOIN _house_parses p ON p.address IS NOT DISTINCT FROM h.address
+WHERE h.is_current
+ORDER BY h.house_code"""
 
 # For each full key: the one dwelling it names, or NULL when two or more share it. Only the
 # best status tier competes: an active dwelling wins over deregistered ones.
@@ -200,62 +228,39 @@ def _require(con: duckdb.DuckDBPyConnection, table: str, step: str) -> None:
         raise ContractViolation(f"{table} does not exist; run {step} before building houses")
 
 
-def _parsed_before(con: duckdb.DuckDBPyConnection) -> dict[str, AddressResult]:
-    """The previous build's standardisation of each address it held.
+def _parse_addresses(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> int:
+    """Fill ``_house_parses`` with the parse of every current address; return how many were new.
 
-    Standardising a register of 370,000 dwellings costs ~20 s a run, and a day changes a
-    few hundred addresses; the previous parse of an unchanged address string is reused.
-    `build_house_index(..., reuse=False)` (a full re-link) parses everything again, as
-    after an upgrade of the standardiser.
+    Standardising a register of 370,000 dwellings costs seconds a run, and a day changes a
+    few hundred addresses, so the previous build's parse of an unchanged address string is
+    copied in SQL and only the rest goes through :func:`standardize_address` — the one
+    standardiser, so a reused parse and a fresh one cannot differ. ``reuse=False`` (a full
+    re-link, as after an upgrade of the standardiser) parses everything again. Must run
+    before ``linkage.houses`` is replaced: the previous parses are read from it.
     """
-    if not table_exists(con, HOUSES):
-        return {}
-    rows = con.execute(
-        f"""SELECT address, any_value(addr_std), any_value(addr_estate),
-                   any_value(addr_building), any_value(addr_unit), any_value(addr_room),
-                   any_value(addr_key)
-            FROM {HOUSES} WHERE address IS NOT NULL GROUP BY address"""
-    ).fetchall()
-    return {
-        str(a): AddressResult(std, estate=estate, building=building, unit=unit, room=room, key=key)
-        for a, std, estate, building, unit, room, key in rows
-    }
-
-
-def _house_frame(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> pd.DataFrame:
-    """Current dwellings from the register, standardised once per distinct address."""
-    rows = con.execute(
-        f"""SELECT h.house_code, h.address, h.usage, h.occupancy, h.record_status AS status,
-                   o.record_id AS owner_record_id
-            FROM staging.{OWNER_FEED} h
-            LEFT JOIN staging.person_records o
-                   ON o.feed = '{OWNER_FEED}' AND o.source_key = h.house_code
-            WHERE h.is_current
-            ORDER BY h.house_code"""
-    ).df()
-    addresses = [a if isinstance(a, str) else None for a in rows["address"]]
-    before = _parsed_before(con) if reuse else {}
-    parsed = {a: before[a] if a in before else standardize_address(a) for a in set(addresses)}
-    std = [parsed[a] for a in addresses]
-    columns: dict[str, Any] = {
-        "house_id": [house_id(code) for code in rows["house_code"]],
-        "house_code": rows["house_code"],
-        "address": addresses,
-        "addr_std": [s.addr_std for s in std],
-        "addr_estate": [s.estate for s in std],
-        "addr_building": [s.building for s in std],
-        "addr_unit": [s.unit for s in std],
-        "addr_room": [s.room for s in std],
-        "addr_key": [s.key for s in std],
-        "usage": rows["usage"],
-        "occupancy": rows["occupancy"],
-        "status": rows["status"],
-        "owner_record_id": rows["owner_record_id"],
-    }
-    # Text arrays keep the VARCHAR type even when a column is all NULL.
-    return pd.DataFrame(
-        {name: pd.array(list(columns[name]), dtype="str") for name in _HOUSE_COLUMNS}
-    )
+    con.execute(_PARSES_DDL)
+    if reuse and table_exists(con, HOUSES):
+        con.execute(_PARSED_BEFORE)
+    new = [a for (a,) in con.execute(_UNPARSED).fetchall()]
+    if new:
+        std = [standardize_address(a) for a in new]
+        columns: dict[str, list[str | None]] = {
+            "address": new,
+            "addr_std": [s.addr_std for s in std],
+            "addr_estate": [s.estate for s in std],
+            "addr_building": [s.building for s in std],
+            "addr_unit": [s.unit for s in std],
+            "addr_room": [s.room for s in std],
+            "addr_key": [s.key for s in std],
+        }
+        # Text arrays keep the VARCHAR type even when a column is all NULL.
+        frame = pd.DataFrame({k: pd.array(v, dtype="str") for k, v in columns.items()})
+        con.register("_new_parses", frame)
+        try:
+            con.execute(f"INSERT INTO _house_parses SELECT {', '.join(columns)} FROM _new_parses")
+        finally:
+            con.unregister("_new_parses")
+    return len(new)
 
 
 def match_rates(con: duckdb.DuckDBPyConnection) -> dict[str, FeedMatch]:
@@ -278,16 +283,11 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
     _require(con, f"staging.{OWNER_FEED}", "the pull of ps_housing")
     _require(con, "staging.person_records", "build_person_records")
     _require(con, "linkage.person_features", "standardisation (linkage.person_features)")
-    frame = _house_frame(con, reuse=reuse)
     con.begin()
     try:
+        parsed = _parse_addresses(con, reuse=reuse)
         con.execute(_HOUSES_DDL)
-        con.register("_houses", frame)
-        try:
-            names = ", ".join(_HOUSE_COLUMNS)
-            con.execute(f"INSERT INTO {HOUSES} ({names}) SELECT {names} FROM _houses")
-        finally:
-            con.unregister("_houses")
+        con.execute(_HOUSES_INSERT)
         con.execute(_KEY_TARGETS)
         con.execute(_MATCHES)
         houses, active, keyed, owners = con.execute(
@@ -295,11 +295,14 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
                        count(owner_record_id) FROM {HOUSES}"""
         ).fetchall()[0]
         ambiguous = con.execute("SELECT count(*) FROM _key_targets WHERE dwellings > 1").fetchall()
+        # A record without features has no addr_key, so only those need the anti join.
         missing = con.execute(
             f"""SELECT count(*) FROM {MATCHES} m
-                ANTI JOIN linkage.person_features f ON f.unique_id = m.record_id"""
+                ANTI JOIN linkage.person_features f ON f.unique_id = m.record_id
+                WHERE m.addr_key IS NULL"""
         ).fetchall()
         con.execute("DROP TABLE _key_targets")
+        con.execute("DROP TABLE _house_parses")
         con.commit()
     except BaseException:
         con.rollback()
@@ -319,12 +322,14 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
         feeds=match_rates(con),
     )
     log.info(
-        "built %s: %d dwellings (%d active, %d with a room-level key, %d ambiguous keys)",
+        "built %s: %d dwellings (%d active, %d with a room-level key, %d ambiguous keys); "
+        "%d addresses standardised, the rest reused from the previous build",
         HOUSES,
         result.houses,
         result.active,
         result.with_key,
         result.ambiguous_keys,
+        parsed,
     )
     for m in result.feeds.values():
         log.info(

@@ -45,7 +45,7 @@ def con() -> Con:
 
 def house(
     code: str,
-    address: str,
+    address: str | None,
     *,
     owner: str | None = "王芳",
     status: str = "active",
@@ -367,3 +367,37 @@ def test_a_rebuild_reuses_unchanged_parses_and_parses_changed_addresses(
     assert key == [("阳光花园|1|1|102",)]
     build_house_index(con, reuse=False)  # a full re-link parses everything again
     assert sorted(parsed[1:]) == sorted([FLAT, "阳光花园1栋1单元102室"])
+
+
+def test_sql_house_ids_equal_house_id_and_a_missing_address_has_no_parse(con: Con) -> None:
+    codes = ["京朝110105-0001", "H1", "ÅB 房"]
+    load(con, [house(c, FLAT) for c in codes[:2]] + [house(codes[2], None)],
+         [person("ps_population:P1", None, house_code="ÅB 房")])  # fmt: skip
+    build(con)
+    ids = dict(con.execute("SELECT house_code, house_id FROM linkage.houses").fetchall())
+    assert ids == {c: house_id(c) for c in codes}
+    row = con.execute(
+        "SELECT address, addr_std, addr_estate, addr_building, addr_unit, addr_room, addr_key "
+        "FROM linkage.houses WHERE house_code = 'ÅB 房'"
+    ).fetchall()
+    assert row == [(None,) * 7]
+    assert links(con)[("ps_population:P1", "resident")][1:3] == (house_id("ÅB 房"), "house_code")
+    first = con.execute("SELECT * FROM linkage.houses").fetchall()
+    build(con)  # the NULL address is standardised again, never joined to a stale parse
+    assert con.execute("SELECT * FROM linkage.houses").fetchall() == first
+
+
+def test_records_without_person_id_or_features_are_counted(
+    con: Con, caplog: pytest.LogCaptureFixture
+) -> None:
+    load(con, [house("H1", FLAT)], [person("ca_recipients:M1", "幸福里3-2-501"),
+                                    person("ps_population:P1", None, house_code="H1")])  # fmt: skip
+    con.execute("DELETE FROM linkage.person_ids WHERE record_id = 'ca_recipients:M1'")
+    con.execute("DELETE FROM linkage.person_features WHERE unique_id = 'ps_population:P1'")
+    with caplog.at_level("WARNING"):
+        build_house_index(con)
+        rows = build_residence(con)
+    assert "1 person records have no row in linkage.person_features" in caplog.text
+    assert "1 house links dropped" in caplog.text
+    assert rows == 2  # P1 still links by its code; the owner; M1 has no person id
+    assert set(links(con)) == {("ps_population:P1", "resident"), ("ps_housing:H1", "owner")}
