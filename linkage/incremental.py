@@ -227,10 +227,15 @@ def _diff(
     boundaries: Sequence[float] = (),
     predictions_table: str = "linkage.predictions",
 ) -> tuple[int, int, int, int]:
-    """Temp tables ``_rescore`` (new or changed model features, and records whose scores
-    term frequencies may have moved across one of the ``boundaries``), ``_status`` (only
-    the status changed) and ``_removed`` (gone); return (changed, rescored for
-    frequencies, status, removed)."""
+    """Temp tables ``_rescore`` (new or changed model features, and records of pairs
+    whose scores may have drifted across one of the ``boundaries``), ``_tf`` (holders of a
+    name or phone whose count moved, not in ``_rescore``), ``_status`` (only the status
+    changed) and ``_removed`` (gone); return (changed, rescored otherwise, status, removed).
+
+    Why ``_tf`` apart: a frequency adjusts only pairs that agree exactly on the value
+    (`linkage.model`), and both records of such a pair hold it, so only pairs among the
+    holders are scored again (`_score_changed`), not each holder against the district.
+    """
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fp AS
             SELECT f.unique_id, {fingerprint_sql(MODEL_COLUMNS, "f")} AS feature_hash,
@@ -251,6 +256,7 @@ def _diff(
     )
     con.execute("DROP TABLE _fp")
     changed = int(con.execute("SELECT count(*) FROM _rescore").fetchall()[0][0])
+    con.execute("CREATE OR REPLACE TEMP TABLE _tf (unique_id VARCHAR)")
     stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
     for col in [c for c in tf_cols if c in stored]:
         # A name (or phone) whose count changed changes the term-frequency adjustment of
@@ -258,7 +264,7 @@ def _diff(
         # carrying it are scored again — unless that is within TF_TOLERANCE_BITS, which
         # `_rescore_near_boundaries` then allows for.
         con.execute(
-            f"""INSERT INTO _rescore
+            f"""INSERT INTO _tf
             WITH touched AS (SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed),
             cand AS (
                 SELECT {_value(col)} AS v FROM {FEATURES} SEMI JOIN touched USING (unique_id)
@@ -275,14 +281,16 @@ def _diff(
             )
             SELECT f.unique_id FROM {FEATURES} f
             WHERE {_value("f." + col)} IN (SELECT v FROM moved)
-              AND f.unique_id NOT IN (SELECT unique_id FROM _rescore)"""
+              AND f.unique_id NOT IN (SELECT unique_id FROM _rescore)
+              AND f.unique_id NOT IN (SELECT unique_id FROM _tf)"""
         )
     _rescore_near_boundaries(con, [c for c in tf_cols if c in stored], boundaries, predictions_table)
     if boundaries:
         _rescore_held_apart(con, boundaries[0], predictions_table)
+    con.execute("DELETE FROM _tf WHERE unique_id IN (SELECT unique_id FROM _rescore)")
     counts = con.execute(
-        "SELECT (SELECT count(*) FROM _rescore), (SELECT count(*) FROM _status), "
-        "(SELECT count(*) FROM _removed)"
+        "SELECT (SELECT count(*) FROM _rescore) + (SELECT count(*) FROM _tf), "
+        "(SELECT count(*) FROM _status), (SELECT count(*) FROM _removed)"
     ).fetchall()[0]
     return changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])
 
@@ -363,15 +371,17 @@ def _score_changed(
     floor: float,
     predictions_table: str,
 ) -> str:
-    """Score ``_rescore`` records of ``full_input`` against the others and among themselves;
-    return a temp table shaped like ``predictions_table`` (unique_id_l < unique_id_r)."""
+    """Score ``_rescore`` records of ``full_input`` against the others and among themselves,
+    and ``_tf`` records among themselves; return a temp table shaped like
+    ``predictions_table`` (unique_id_l < unique_id_r)."""
     from splink import DuckDBAPI, Linker
 
     model = load_model(model_path)
     tag = uuid.uuid4().hex[:8]
-    new_in, old_in, out = (f"__sharehub_{n}_{tag}" for n in ("new", "old", "scored"))
+    new_in, old_in, tf_in, out = (f"__sharehub_{n}_{tag}" for n in ("new", "old", "tf", "scored"))
     con.execute(f"CREATE TEMP TABLE {new_in} AS SELECT * FROM {full_input} SEMI JOIN _rescore USING (unique_id)")
     con.execute(f"CREATE TEMP TABLE {old_in} AS SELECT * FROM {full_input} ANTI JOIN _rescore USING (unique_id)")
+    con.execute(f"CREATE TEMP TABLE {tf_in} AS SELECT * FROM {full_input} SEMI JOIN _tf USING (unique_id)")
     columns = [str(r[0]) for r in con.execute(f"DESCRIBE {predictions_table}").fetchall()]
     select = []
     for column in columns:
@@ -381,7 +391,9 @@ def _score_changed(
             select.append(f"CASE WHEN unique_id_l > unique_id_r THEN {other} ELSE {column} END AS {column}")
         else:
             select.append(column)
-    n_new, n_old = (int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in (new_in, old_in))
+    n_new, n_old, n_tf = (
+        int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in (new_in, old_in, tf_in)
+    )
     db_api = DuckDBAPI(connection=con)
     try:
         # validated when this model last linked in full; validating costs ~0.5 s a day
@@ -397,6 +409,9 @@ def _score_changed(
         if n_new >= 2:
             parts.append(linker.inference.predict_within(
                 db_api.register(new_in), threshold_match_probability=floor, warning_mode="never"))  # fmt: skip
+        if n_tf >= 2:
+            parts.append(linker.inference.predict_within(
+                db_api.register(tf_in), threshold_match_probability=floor, warning_mode="never"))  # fmt: skip
         union = " UNION ALL ".join(f"SELECT {', '.join(select)} FROM {p.physical_name}" for p in parts)
         con.execute(
             f"CREATE TEMP TABLE {out} AS "
@@ -408,7 +423,7 @@ def _score_changed(
         raise LinkageError(f"incremental prediction with {model_path} failed: {exc}") from exc
     finally:
         db_api.delete_tables_created_by_splink_from_db()
-        for table in (new_in, old_in):
+        for table in (new_in, old_in, tf_in):
             drop_input_table(con, table)
     return out
 
@@ -447,8 +462,12 @@ def link_incremental(
             con, full_input, model_path, min(review_floor, threshold), predictions_table
         )
         touched = "(SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed)"
+        # pairs scored again: any with a touched record, and those between two _tf records
+        redone = (f"(unique_id_l IN {touched} OR unique_id_r IN {touched} OR "
+                  "(unique_id_l IN (SELECT unique_id FROM _tf) "
+                  "AND unique_id_r IN (SELECT unique_id FROM _tf)))")  # fmt: skip
         decided = ", ".join("('" + u.replace("'", "''") + "')" for u in sorted(constraints.records()))
-        seeds = f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _status" + (
+        seeds = f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _tf UNION ALL SELECT unique_id FROM _status" + (
             f" UNION ALL SELECT * FROM (VALUES {decided}) AS d(unique_id)" if decided else ""
         )
         # old links too: a component a changed record used to hold together is re-clustered
@@ -461,8 +480,7 @@ def link_incremental(
         con.execute(
             f"""CREATE TEMP TABLE {pairs} AS
                 SELECT unique_id_l, unique_id_r, match_probability FROM {predictions_table}
-                WHERE unique_id_l IN (SELECT unique_id FROM {reach})
-                  AND unique_id_l NOT IN {touched} AND unique_id_r NOT IN {touched}
+                WHERE unique_id_l IN (SELECT unique_id FROM {reach}) AND NOT {redone}
                 UNION ALL
                 SELECT unique_id_l, unique_id_r, match_probability FROM {scored}
                 WHERE unique_id_l IN (SELECT unique_id FROM {reach})"""
@@ -471,9 +489,7 @@ def link_incremental(
         # pairs and clusters change together (see linkage.cluster.write_tables)
         con.begin()
         try:
-            con.execute(
-                f"DELETE FROM {predictions_table} WHERE unique_id_l IN {touched} OR unique_id_r IN {touched}"
-            )
+            con.execute(f"DELETE FROM {predictions_table} WHERE {redone}")
             con.execute(f"INSERT INTO {predictions_table} BY NAME SELECT * FROM {scored}")
             con.execute(
                 f"DELETE FROM {clusters_table} WHERE unique_id IN (SELECT unique_id FROM {reach}) "
@@ -490,7 +506,7 @@ def link_incremental(
             f"(SELECT count(DISTINCT cluster_id) FROM {clusters_table})"
         ).fetchall()[0]
     finally:
-        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_status", "_removed"):
+        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_tf", "_status", "_removed"):
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
     result = IncrementalResult(

@@ -77,7 +77,9 @@ def test_changes_are_sorted_into_rescored_status_only_and_removed() -> None:
     # (王芳's name count is unchanged: one left, one came); status: ZHANG; removed: WANG
     assert incremental._diff(con, ["name_std", "phone_std"]) == (2, 1, 1, 1)
     rescored = {r[0] for r in con.execute("SELECT unique_id FROM _rescore").fetchall()}
-    assert rescored == {"hw_ehr_person:2", "ca_recipients:5", "hw_ehr_person:6"}
+    assert rescored == {"hw_ehr_person:2", "ca_recipients:5"}
+    # 赵强 is scored again only against the other holders of his phone's moved count
+    assert con.execute("SELECT unique_id FROM _tf").fetchall() == [("hw_ehr_person:6",)]
 
 
 @pytest.fixture(scope="module")
