@@ -200,3 +200,86 @@ def test_every_metric_is_defined_in_docs_with_its_target() -> None:
     for name, target in metrics.TARGETS.items():
         assert name in metrics.METRIC_QUERIES
         assert f"{target:.0%}" in docs
+
+
+# Repeat-entry reduction, per person: its records as (source key, feed, has an address,
+# house_code, name, id_valid, sex, phone), a record without staged values or features when
+# the name is "missing"; expected (repeats spared, repeats) = (before - after, before - 1).
+Records = list[tuple[object, ...]]
+_FULL = (True, "H1", "张伟", True, "M", "13800000001")
+REPEAT_ENTRY_CASES: dict[str, tuple[Records, tuple[int, int]]] = {
+    # One record: keyed once, nothing to spare.
+    "single record": ([("ps_population:1", "ps_population", *_FULL)], (0, 0)),
+    # The population record alone holds the phone, the address and the house code: it is one
+    # keying however many fields it alone holds, so both other records are spared.
+    "one record sole holder of several fields": ([
+        ("ps_population:1", "ps_population", *_FULL),
+        ("hw_ehr_person:1", "hw_ehr_person", False, None, "张伟", True, "M", None),
+        ("ca_recipients:1", "ca_recipients", False, None, "张伟", True, "M", None),
+    ], (2, 2)),
+    # Each record alone holds one field (phone, address): both must still be keyed.
+    "two records each alone hold a field": ([
+        ("hw_ehr_person:1", "hw_ehr_person", False, None, "张伟", True, "M", "13800000001"),
+        ("ca_recipients:1", "ca_recipients", True, None, "张伟", True, "M", None),
+    ], (0, 1)),
+    # Two records with the same fields: no sole holder, yet the person is keyed once.
+    "no sole holder": ([
+        ("hw_ehr_person:1", "hw_ehr_person", True, None, "张伟", True, "M", "13800000001"),
+        ("ca_recipients:1", "ca_recipients", True, None, "张伟", True, "M", "13800000001"),
+    ], (1, 1)),
+    # Unusable values hold nothing: the invalid ID does not make the population record's
+    # valid one a shared value, so each record alone holds a field (ID, phone).
+    "invalid ID": ([
+        ("ps_population:1", "ps_population", False, None, "张伟", True, "M", None),
+        ("hw_ehr_person:1", "hw_ehr_person", False, None, "张伟", False, "M", "13800000001"),
+    ], (0, 1)),
+    # Nor does a house code outside the residence register (a housing owner's).
+    "house code outside the register": ([
+        ("ps_population:1", "ps_population", False, "H1", "张伟", True, "M", None),
+        ("ps_housing:H1", "ps_housing", False, "H1", "张伟", True, "M", "13800000001"),
+    ], (0, 1)),
+    # A linked record without staged values is a keying that holds nothing.
+    "record without values": ([
+        ("ps_population:1", "ps_population", *_FULL),
+        ("hw_ehr_person:1", "hw_ehr_person", False, None, "missing", False, None, None),
+    ], (1, 1)),
+}
+
+
+def _repeat_entry(persons: dict[str, Records]) -> tuple[object, ...]:
+    """The metric's row over the given persons' records (tables with only the columns it reads)."""
+    con = duckdb.connect()
+    for schema in ("staging", "linkage", "shared"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute("CREATE TABLE shared.person_xref (person_id VARCHAR, feed VARCHAR, record_id VARCHAR)")
+    con.execute("""CREATE TABLE staging.person_records (record_id VARCHAR, feed VARCHAR,
+        address VARCHAR, house_code VARCHAR)""")
+    con.execute("""CREATE TABLE linkage.person_features (unique_id VARCHAR, name_std VARCHAR,
+        id_norm VARCHAR, id_valid BOOLEAN, sex VARCHAR, birth_date DATE, phone_std VARCHAR)""")
+    for person, rows in persons.items():
+        for source_key, feed, has_address, house_code, name, id_valid, sex, phone in rows:
+            record_id = f"{source_key}{person}"  # unique across persons
+            con.execute("INSERT INTO shared.person_xref VALUES (?, ?, ?)", [person, feed, record_id])
+            if name == "missing":
+                continue
+            con.execute("INSERT INTO staging.person_records VALUES (?, ?, ?, ?)",
+                        [record_id, feed, "幸福里3-2-501" if has_address else None, house_code])
+            con.execute("INSERT INTO linkage.person_features VALUES (?, ?, '110105194803120011', ?, "
+                        "?, DATE '1948-03-12', ?)", [record_id, name, id_valid, sex, phone])
+    rows = con.execute(metrics.METRIC_QUERIES["repeat_entry_reduction"]).fetchall()
+    assert len(rows) == 1 and rows[0][0] == "all"
+    return rows[0][1:]
+
+
+@pytest.mark.parametrize("case", REPEAT_ENTRY_CASES)
+def test_repeat_entry_reduction_per_person(case: str) -> None:
+    rows, (spared, repeats) = REPEAT_ENTRY_CASES[case]
+    value = spared / repeats if repeats else None
+    assert _repeat_entry({"P": rows}) == (spared, repeats, value)
+
+
+def test_repeat_entry_reduction_pools_persons() -> None:
+    # All cases side by side with the same values: holders are counted within each person
+    # only, and the rate is the pooled sums (4 of 7 repeats spared), not a mean of rates.
+    persons = {f"P{i}": rows for i, (rows, _) in enumerate(REPEAT_ENTRY_CASES.values())}
+    assert _repeat_entry(persons) == (4, 7, 4 / 7)
