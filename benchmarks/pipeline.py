@@ -73,7 +73,7 @@ INNER = (
     ("linkage.train", "train_model", "train"),
     ("linkage.predict", "link", "predict + cluster (full)"),
     ("linkage.incremental", "link_incremental", "predict + cluster (incremental)"),
-    ("linkage.incremental", "standardise", "standardise records"),
+    ("linkage.changes", "standardise", "standardise records"),
     ("sharehub.publish.expectations", "check", "GE validation"),
     ("sharehub.metrics", "record", "metrics"),
 )

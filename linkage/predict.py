@@ -272,7 +272,7 @@ def plan(
     """Incremental when a trained model and a previous linkage with the same model file
     and threshold exist; full otherwise (and whenever ``full`` is asked for, and always
     on the Spark backend: incremental scoring, `linkage.incremental`, is DuckDB-only)."""
-    from linkage.incremental import FEATURE_HASHES, fingerprints_usable
+    from linkage.changes import FEATURE_HASHES, fingerprints_usable
     from linkage.review import decisions_after
 
     con.execute(_RUNS_DDL)
@@ -317,7 +317,7 @@ def record_run(
 ) -> None:
     """Log the linkage (records, rescored, reclustered, scored pairs) and mark its batches
     linked, after writing the fingerprints its next increment starts from."""
-    from linkage.incremental import tf_columns, write_fingerprints
+    from linkage.changes import tf_columns, write_fingerprints
     from linkage.review import last_decision_no
 
     con.execute(_RUNS_DDL)

@@ -310,7 +310,7 @@ def explain(
     """
     from splink import DuckDBAPI, Linker
 
-    from linkage.incremental import FEATURES, tf_columns
+    from linkage.changes import FEATURES, tf_columns
     from linkage.model import create_input_table, drop_input_table
     from linkage.train import load_model
 

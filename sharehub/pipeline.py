@@ -85,9 +85,9 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = True) -> int:
     """Bring ``linkage.person_features`` up to date with ``staging.person_records``.
 
     ``full`` re-standardises every record; otherwise only new or changed ones
-    (`linkage.incremental.standardise`). Returns the number of records standardised.
+    (`linkage.changes.standardise`). Returns the number of records standardised.
     """
-    from linkage.incremental import standardise as standardise_records
+    from linkage.changes import standardise as standardise_records
 
     return standardise_records(con, full=full).standardised
 

@@ -16,7 +16,8 @@ import pytest
 from test_linkage_model import _load, build_district
 
 from linkage import incremental
-from linkage.incremental import link_incremental, standardise, tf_columns, write_fingerprints
+from linkage.changes import standardise, tf_columns, write_fingerprints
+from linkage.incremental import link_incremental
 from linkage.predict import link, plan, record_run
 from linkage.standardize import PERSON_RECORD_COLUMNS
 from linkage.train import load_model, train_model
