@@ -33,6 +33,9 @@ class Settings:
     warehouse: Path = Path("data/warehouse.duckdb")
     landing: Path = Path("data/landing")
     health_url: str | None = None
+    # The health pull re-reads this far behind its watermark: a row committed late with an
+    # updated_at the watermark has passed is still found (rows already landed are skipped).
+    health_overlap_seconds: int = 600
     publish_url: str | None = None
     model_path: Path = Path("data/model.json")
     # Pairs at or above this match probability are linked into one person.
@@ -70,6 +73,7 @@ class Settings:
             ("WAREHOUSE", Path),
             ("LANDING", Path),
             ("HEALTH_URL", str),
+            ("HEALTH_OVERLAP_SECONDS", int),
             ("PUBLISH_URL", str),
             ("MODEL_PATH", Path),
             ("MATCH_THRESHOLD", float),
@@ -129,6 +133,11 @@ class Settings:
                 "local, local[N], local[*], spark://host:port, yarn or k8s://host:port"
             )
         parse_spark_conf(self.spark_conf)
+        if self.health_overlap_seconds < 0:
+            raise ConfigError(
+                f"health_overlap_seconds={self.health_overlap_seconds} "
+                "(SHAREHUB_HEALTH_OVERLAP_SECONDS) must be 0 or more"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads={self.threads} must be at least 1")
 

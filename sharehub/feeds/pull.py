@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -265,6 +265,12 @@ def pull_health(
     in the same transaction as the load. An unreachable database is retried ``attempts``
     times (waits ``backoff``, ``2*backoff`` …) and then raises ``SourceUnavailable``.
 
+    The read starts ``settings.health_overlap_seconds`` before the watermark: a front-end
+    transaction that commits after a pull, with an ``updated_at`` older than what that
+    pull saw, would otherwise never be read. Rows of the overlap already landed unchanged
+    are skipped (`_without_landed`); a pull holding only late rows is named
+    ``<its newest updated_at>-late-<checksum prefix>`` and leaves the watermark alone.
+
     A row whose ``updated_at`` cannot be read cannot be placed before or after the
     watermark, so every pull sees it again; it is quarantined once, and skipped while it
     is unchanged. A pull that holds only such rows does not advance the watermark and is
@@ -274,13 +280,15 @@ def pull_health(
     ledger.ensure_ledger(con)
     staging.ensure_feed_tables(con, contract)
     since = ledger.get_watermark(con, HEALTH_FEED)
+    read_from = since - timedelta(seconds=settings.health_overlap_seconds) if since else None
     received_at = _now()
     hint = f"since-{since:%Y%m%dT%H%M%S%f}" if since else "initial"
     try:
         delivered = health.with_retries(
-            lambda: health.read_since(settings.resolved_health_url, contract, since, hint),
+            lambda: health.read_since(settings.resolved_health_url, contract, read_from, hint),
             feed=HEALTH_FEED, attempts=attempts, backoff=backoff,
         )
+        delivered = _without_landed(con, contract, delivered, since, hint)
     except DeliveryRejected as exc:
         return _rejected(con, exc, HEALTH_FEED, hint, None, received_at)
     delivered = _without_known_unplaced(con, contract, delivered)
@@ -296,7 +304,10 @@ def pull_health(
         delivered.to_csv(index=True, lineterminator="\n").encode("utf-8")
     ).hexdigest()
     watermark: datetime | None = None
-    if newest is not None and not pd.isna(newest):
+    if newest is not None and not pd.isna(newest) and since is not None and newest <= since:
+        # only rows committed late, behind the watermark: loaded, the watermark stays
+        batch_id = f"{pd.Timestamp(newest).to_pydatetime():%Y%m%dT%H%M%S%f}-late-{checksum[:8]}"
+    elif newest is not None and not pd.isna(newest):
         watermark = pd.Timestamp(newest).to_pydatetime()
         batch_id = f"{watermark:%Y%m%dT%H%M%S%f}"
     else:
@@ -317,6 +328,57 @@ def pull_health(
         event_time=received_at, received_at=received_at, watermark=watermark,
         extracted_at=watermark or since,
     )
+
+
+def _without_landed(
+    con: duckdb.DuckDBPyConnection,
+    contract: FeedContract,
+    delivered: pd.DataFrame,
+    since: datetime | None,
+    hint: str,
+) -> pd.DataFrame:
+    """Drop the rows of the overlap window (``updated_at`` at or before ``since``) that an
+    earlier pull already landed with the same values.
+
+    What stays of the overlap was committed after that pull: a late row. A row landed
+    before with the same key and ``updated_at`` but other values is a change the
+    front-end did not date, which is rejected as in any other pull.
+    """
+    column = contract.watermark_column or "updated_at"
+    if since is None or delivered.empty:
+        return delivered
+    stamps = parse(delivered[column], contract.column(column))
+    overlap = delivered[stamps.notna() & (stamps <= pd.Timestamp(since))]
+    if overlap.empty:
+        return delivered
+    key = contract.key.name
+    names = [c.name for c in contract.columns]
+    landed = con.execute(
+        f"SELECT {', '.join(names)} FROM raw.{contract.feed} r "
+        f"SEMI JOIN {ledger.LEDGER} b ON b.feed = ? AND b.batch_id = r.batch_id "
+        "AND b.status = 'loaded' WHERE list_contains(?, r." + key + ")",
+        [contract.feed, [str(k) for k in overlap[key].dropna().unique()]],
+    ).fetchall()
+    seen = {tuple(row) for row in landed}
+    dated = {(row[names.index(key)], row[names.index(column)]) for row in landed}
+    drop = []
+    for row_number in overlap.index.tolist():
+        row = overlap.loc[row_number]
+        values = tuple(None if pd.isna(v) else v for v in row[names])
+        if values in seen:
+            drop.append(row_number)
+        elif (row[key], row[column]) in dated:
+            raise DeliveryRejected(
+                f"health record {row[key]} changed without a newer {column} "
+                f"({row[column]}): the front-end must advance {column} on every change",
+                feed=contract.feed, batch=hint, row=int(row_number), column=column,
+            )
+    kept = delivered.drop(index=drop)
+    if drop:
+        log.info("%s: %d row(s) of the %s overlap already landed: skipped; %d late row(s) kept",
+                 contract.feed, len(drop), column, len(overlap) - len(drop))
+    kept.index = pd.RangeIndex(1, len(kept) + 1, name=ROW)
+    return kept
 
 
 def _without_known_unplaced(

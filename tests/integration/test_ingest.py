@@ -146,6 +146,35 @@ def test_health_incremental_pull_by_watermark(con: Con, settings: Settings, heal
     check_ledger(con)
 
 
+def test_health_rows_committed_late_behind_the_watermark_are_still_pulled(con: Con, settings: Settings, health_db: Callable[..., Path], samples: Any) -> None:
+    health_db(samples.rows(HW, 3))
+    assert pull_health(con, settings) is not None  # watermark 2026-11-01 08:00
+    # a clinic's transaction commits after that pull, dated a minute before the watermark
+    health_db([samples.row(HW, record_id="E0009", name="迟到", updated_at="2026-11-01 07:59:00")])
+    late = pull_health(con, settings)
+    assert late is not None and (late.status, late.rows_landed, late.rows_staged) == ("loaded", 1, 1)
+    assert late.batch_id.startswith("20261101T075900000000-late-")
+    assert _rows(con, "SELECT max(watermark) FROM raw.watermarks")[0][0].isoformat() == "2026-11-01T08:00:00"
+    assert _records(con)["hw_ehr_person:E0009"]["name"] == "迟到"
+    assert pull_health(con, settings) is None  # the overlap holds nothing not landed
+    # beyond the overlap window (SHAREHUB_HEALTH_OVERLAP_SECONDS, 600 s) a late row is missed
+    health_db([samples.row(HW, record_id="E0010", updated_at="2026-11-01 07:40:00")])
+    assert pull_health(con, settings) is None
+    assert pull_health(con, settings.with_(health_overlap_seconds=3600)) is not None
+    check_ledger(con)
+
+
+def test_health_row_changed_in_the_overlap_without_a_newer_time_is_rejected(con: Con, settings: Settings, health_db: Callable[..., Path], samples: Any) -> None:
+    health_db(samples.rows(HW, 3))
+    pull_health(con, settings)
+    landed = _rows(con, "SELECT record_id, updated_at FROM raw.hw_ehr_person ORDER BY updated_at DESC")[0]
+    health_db([samples.row(HW, record_id=landed[0], name="改名", updated_at=landed[1])])
+    rejected = pull_health(con, settings)
+    assert rejected is not None and rejected.status == "rejected"
+    assert "changed without a newer updated_at" in str(rejected.error)
+    assert f"health record {landed[0]}" in str(rejected.error)
+
+
 def test_unreachable_health_database_is_retried_then_reported(con: Con, settings: Settings, health_db: Callable[..., Path], samples: Any) -> None:
     health_db(samples.rows(HW, 1))
     pull_health(con, settings)

@@ -20,8 +20,11 @@ def test_defaults_need_no_configuration() -> None:
 
 def test_environment_then_overrides() -> None:
     env = {"SHAREHUB_WAREHOUSE": "/tmp/w.duckdb", "SHAREHUB_MATCH_THRESHOLD": "0.9",
-           "SHAREHUB_HMAC_KEY": "secret", "SHAREHUB_THREADS": "2"}
+           "SHAREHUB_HMAC_KEY": "secret", "SHAREHUB_THREADS": "2",
+           "SHAREHUB_HEALTH_OVERLAP_SECONDS": "120"}
     settings = Settings.from_env(env, warehouse=None, landing="/x/landing")
+    assert settings.health_overlap_seconds == 120
+    assert Settings.from_env({}).health_overlap_seconds == 600
     assert settings.warehouse == Path("/tmp/w.duckdb")  # None override ignored
     assert settings.landing == Path("/x/landing")
     assert settings.match_threshold == 0.9 and settings.threads == 2
@@ -40,6 +43,8 @@ def test_environment_then_overrides() -> None:
         ({"SHAREHUB_SPARK_CONF": "executor memory"}, "'executor memory' is not key=value"),
         ({"SHAREHUB_SPARK_CONF": "=8g"}, "SHAREHUB_SPARK_CONF"),
         ({"SHAREHUB_THREADS": "0"}, "threads=0"),
+        ({"SHAREHUB_HEALTH_OVERLAP_SECONDS": "-1"}, "SHAREHUB_HEALTH_OVERLAP_SECONDS"),
+        ({"SHAREHUB_HEALTH_OVERLAP_SECONDS": "10m"}, "SHAREHUB_HEALTH_OVERLAP_SECONDS='10m'"),
     ],
 )
 def test_bad_values_name_the_value(env: dict[str, str], fragment: str) -> None:
