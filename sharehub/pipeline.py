@@ -223,6 +223,9 @@ def run(
     pending = decisions_after(con, int(last["decision_no"] or 0) if last else 0)
     if not loaded and not pending and has_index and not full:
         callback("done", "nothing new arrived; linkage and publication skipped")
+        if settings.publish_url:
+            with _stage(summary, "publish", callback):
+                summary.postgres = _catch_up_postgres(con, settings)
         _fill_from_published(con, summary)
         return summary
     summary.relinked = True
@@ -282,6 +285,21 @@ def publish_version(
 
         postgres = publish_to_postgres(con, settings, result.version)
     return PublishOutcome(result.version, result.created, result.created or missing, postgres)
+
+
+def _catch_up_postgres(con: duckdb.DuckDBPyConnection, settings: Settings) -> Any:
+    """Copy the newest published version to PostgreSQL when nothing new arrived.
+
+    Why on a quiet run too: a copy that failed after the warehouse published (network,
+    PostgreSQL down) must not wait for the next delivery. The copy is idempotent, so when
+    the subscribers already read that version it changes nothing.
+    """
+    from sharehub.publish import publish_to_postgres
+
+    if not table_exists(con, "audit.publish_versions"):
+        return None
+    version = one(con, "SELECT max(version) FROM audit.publish_versions")[0]
+    return None if version is None else publish_to_postgres(con, settings, int(version))
 
 
 def _fill_from_published(con: duckdb.DuckDBPyConnection, summary: RunSummary) -> None:

@@ -110,3 +110,23 @@ def test_second_run_changes_nothing(first_run: pipeline.RunSummary, settings: Se
     finally:
         con.close()
     assert snapshot(settings) == before
+
+
+def test_a_run_with_nothing_new_still_brings_postgresql_up_to_date(
+    first_run: pipeline.RunSummary, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy to PostgreSQL that failed (or a publish URL configured later) is caught up by
+    # the next run even when no delivery arrived; the copy itself is idempotent.
+    from sharehub import publish as publish_package
+
+    calls: list[int] = []
+    monkeypatch.setattr(publish_package, "publish_to_postgres",
+                        lambda _con, _settings, version: calls.append(version) or "copied")
+    con = connect(settings)
+    try:
+        quiet = pipeline.run(con, settings.with_(publish_url="postgresql://example/db"))
+        assert not quiet.relinked
+        assert calls == [first_run.version] and quiet.postgres == "copied"
+        assert pipeline.run(con, settings).postgres is None  # no URL: nothing to copy
+    finally:
+        con.close()
