@@ -76,6 +76,9 @@ def print_run_summary(console: Console, summary: Any, settings: Settings) -> Non
                 verdict = "met" if (m[name] or 0) >= target else "not met"
                 table.add_row(label, f"{m[name]:.1%} (target {target:.0%}: {verdict})")
     if summary.relinked:
+        table.add_row("linkage", f"{summary.link_mode} on {summary.link_backend} "
+                                 f"({summary.rescored_records:,} records scored, "
+                                 f"{summary.reclustered_records:,} re-clustered)")
         table.add_row("pairs scored by the model", f"{summary.predicted_pairs:,}")
         table.add_row("model", f"{'trained and saved to' if summary.trained else 'loaded from'} {settings.model_path}")
     if summary.version is not None:

@@ -38,6 +38,7 @@ class RunSummary:
     trained: bool = False
     relinked: bool = False
     link_mode: str | None = None  # "incremental" or "full"
+    link_backend: str | None = None  # where pairs were scored: "duckdb" or "spark"
     link_reason: str | None = None
     rescored_records: int = 0
     reclustered_records: int = 0
@@ -138,6 +139,7 @@ def link(
         threshold=settings.match_threshold, counts=counts,
     )  # fmt: skip
     summary.link_mode, summary.link_reason, summary.causes = plan.mode, plan.reason, plan.causes
+    summary.link_backend = backend
     summary.rescored_records, summary.reclustered_records = counts[1], counts[2]
     summary.predicted_pairs = int(getattr(result, "predicted_pairs", 0) or 0)
     # Links inside each cluster, with reviewers' forced links (probability 1) among them.

@@ -24,6 +24,7 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = runner.invoke(main, ["run", "--landing", str(out / "landing")], env=env)
     assert result.exit_code == 0, result.output
     assert "persons (master index)" in result.output and "published version" in result.output
+    assert "full on duckdb" in result.output  # the linkage mode and where pairs were scored
     return out
 
 

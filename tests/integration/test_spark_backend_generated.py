@@ -71,7 +71,7 @@ def on_duckdb(district: Path) -> Settings:
         summary = pipeline.run(con, settings)
     finally:
         con.close()
-    assert summary.trained and summary.link_mode == "full"
+    assert summary.trained and (summary.link_mode, summary.link_backend) == ("full", "duckdb")
     return settings
 
 
@@ -153,6 +153,7 @@ def test_sharehub_run_on_spark_publishes_the_same_persons(
     result = CliRunner().invoke(main, ["run"], env=spark_env)
     assert result.exit_code == 0, result.output
     assert "linkage full: the Spark backend scores all pairs each run" in result.output
+    assert "full on spark" in result.output  # the run summary names where pairs were scored
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{spark_env['SHAREHUB_WAREHOUSE']}' AS s (READ_ONLY)")
