@@ -72,11 +72,16 @@ _HEALTH_TAGS = """
     ORDER BY p.person_id, t.tag
 """
 
+# Decimal places of the published match_probability (docs/decisions/0003): beyond them the
+# figure is noise that would change hundreds of thousands of rows a day.
+PROBABILITY_DECIMALS = 4
+
 # What each shared table is built from. person_xref: one row per staged person record.
 _CANDIDATES: dict[str, str] = {
-    "person_xref": """
+    "person_xref": f"""
         SELECT p.person_id, r.feed, r.source_key, r.record_id,
-               m.match_probability, r.record_status, r.batch_id, e.ended_at AS valid_to
+               round(m.match_probability, {PROBABILITY_DECIMALS}) AS match_probability,
+               r.record_status, r.batch_id, e.ended_at AS valid_to
         FROM linkage.person_ids p
         JOIN staging.person_records r ON r.record_id = p.record_id
         -- ended records (注销, deleted, off the rolls) keep their person with an end date
