@@ -14,7 +14,6 @@ Fix or withdraw the rejected delivery, then pull again.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from schemas.feeds import parse
 from sharehub.errors import DeliveryRejected, SharehubError
 from sharehub.feeds import health, ledger, staging
 from sharehub.feeds.manifest import CHINA, Manifest, read_manifest
-from sharehub.feeds.readers import IGNORED, ROW, read_file
+from sharehub.feeds.readers import IGNORED, read_file
 from sharehub.feeds.validate import Validated, validate
 from sharehub.settings import Settings
 
@@ -268,7 +267,7 @@ def pull_health(
     The read starts ``settings.health_overlap_seconds`` before the watermark: a front-end
     transaction that commits after a pull, with an ``updated_at`` older than what that
     pull saw, would otherwise never be read. Rows of the overlap already landed unchanged
-    are skipped (`_without_landed`); a pull holding only late rows is named
+    are skipped (`health.without_landed`); a pull holding only late rows is named
     ``<its newest updated_at>-late-<checksum prefix>`` and leaves the watermark alone.
 
     A row whose ``updated_at`` cannot be read cannot be placed before or after the
@@ -288,10 +287,10 @@ def pull_health(
             lambda: health.read_since(settings.resolved_health_url, contract, read_from, hint),
             feed=HEALTH_FEED, attempts=attempts, backoff=backoff,
         )
-        delivered = _without_landed(con, contract, delivered, since, hint)
+        delivered = health.without_landed(con, contract, delivered, since, hint)
     except DeliveryRejected as exc:
         return _rejected(con, exc, HEALTH_FEED, hint, None, received_at)
-    delivered = _without_known_unplaced(con, contract, delivered)
+    delivered = health.without_known_unplaced(con, contract, delivered)
     if delivered.empty:
         log.info("%s: nothing updated since %s", HEALTH_FEED, since)
         ledger.mark_checked(con, HEALTH_FEED, received_at)
@@ -328,91 +327,3 @@ def pull_health(
         event_time=received_at, received_at=received_at, watermark=watermark,
         extracted_at=watermark or since,
     )
-
-
-def _without_landed(
-    con: duckdb.DuckDBPyConnection,
-    contract: FeedContract,
-    delivered: pd.DataFrame,
-    since: datetime | None,
-    hint: str,
-) -> pd.DataFrame:
-    """Drop the rows of the overlap window (``updated_at`` at or before ``since``) that an
-    earlier pull already landed with the same values.
-
-    What stays of the overlap was committed after that pull: a late row. A row landed
-    before with the same key and ``updated_at`` but other values is a change the
-    front-end did not date, which is rejected as in any other pull.
-    """
-    column = contract.watermark_column or "updated_at"
-    if since is None or delivered.empty:
-        return delivered
-    stamps = parse(delivered[column], contract.column(column))
-    overlap = delivered[stamps.notna() & (stamps <= pd.Timestamp(since))]
-    if overlap.empty:
-        return delivered
-    key = contract.key.name
-    names = [c.name for c in contract.columns]
-    landed = con.execute(
-        f"SELECT {', '.join(names)} FROM raw.{contract.feed} r "
-        f"SEMI JOIN {ledger.LEDGER} b ON b.feed = ? AND b.batch_id = r.batch_id "
-        "AND b.status = 'loaded' WHERE list_contains(?, r." + key + ")",
-        [contract.feed, [str(k) for k in overlap[key].dropna().unique()]],
-    ).fetchall()
-    seen = {tuple(row) for row in landed}
-    dated = {(row[names.index(key)], row[names.index(column)]) for row in landed}
-    drop = []
-    for row_number in overlap.index.tolist():
-        row = overlap.loc[row_number]
-        values = tuple(None if pd.isna(v) else v for v in row[names])
-        if values in seen:
-            drop.append(row_number)
-        elif (row[key], row[column]) in dated:
-            raise DeliveryRejected(
-                f"health record {row[key]} changed without a newer {column} "
-                f"({row[column]}): the front-end must advance {column} on every change",
-                feed=contract.feed, batch=hint, row=int(row_number), column=column,
-            )
-    kept = delivered.drop(index=drop)
-    if drop:
-        log.info("%s: %d row(s) of the %s overlap already landed: skipped; %d late row(s) kept",
-                 contract.feed, len(drop), column, len(overlap) - len(drop))
-    kept.index = pd.RangeIndex(1, len(kept) + 1, name=ROW)
-    return kept
-
-
-def _without_known_unplaced(
-    con: duckdb.DuckDBPyConnection, contract: FeedContract, delivered: pd.DataFrame
-) -> pd.DataFrame:
-    """Drop rows with an unreadable watermark value that are already quarantined unchanged.
-
-    Why: such a row is over-selected by every incremental read (it cannot be compared with
-    the watermark); without this it would be quarantined again on every pull, and a pull
-    holding nothing else would look like a change without a newer ``updated_at``.
-    """
-    column = contract.watermark_column or "updated_at"
-    if delivered.empty:
-        return delivered
-    unplaced = delivered[parse(delivered[column], contract.column(column)).isna()]
-    if unplaced.empty:
-        return delivered
-    key = contract.key.name
-    physical = {c.name: c.physical for c in contract.columns}
-    known = con.execute(
-        f"SELECT source_key, CAST(row_json AS VARCHAR) FROM {ledger.QUARANTINE} "
-        "WHERE feed = ? AND list_contains(?, source_key)",
-        [contract.feed, [str(k) for k in unplaced[key].dropna().unique()]],
-    ).fetchall()
-    seen = {(k, json.dumps(json.loads(v), sort_keys=True, ensure_ascii=False)) for k, v in known}
-    drop = []
-    for row_number, row in unplaced.iterrows():
-        values = {physical[str(n)]: (None if pd.isna(v) else v) for n, v in row.items()}
-        if (row[key], json.dumps(values, sort_keys=True, ensure_ascii=False)) in seen:
-            drop.append(row_number)
-    if not drop:
-        return delivered
-    log.info("%s: %d row(s) with an unreadable %s already quarantined unchanged: skipped",
-             contract.feed, len(drop), column)
-    kept = delivered.drop(index=drop)
-    kept.index = pd.RangeIndex(1, len(kept) + 1, name=ROW)
-    return kept
