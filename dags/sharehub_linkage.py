@@ -1,4 +1,5 @@
-"""Linkage DAG: runs when any staged feed changes; updates the master person index."""
+"""Linkage DAG: runs when any staged feed changes or clerks decided review items (the
+review DAG's Asset); updates the master person index."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from sharehub.airflow_assets import DEFAULT_ARGS, MASTER_INDEX, POOL, STAGED, on_failure
+from sharehub.airflow_assets import DEFAULT_ARGS, MASTER_INDEX, POOL, REVIEWED, STAGED, on_failure
 
 
 @dag(
     dag_id="sharehub_linkage",
     schedule=(STAGED["ps_population"] | STAGED["ps_housing"] | STAGED["ca_recipients"]
-              | STAGED["hw_ehr_person"]),
+              | STAGED["hw_ehr_person"] | REVIEWED),
     start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

@@ -14,6 +14,8 @@ from airflow.sdk import Asset
 
 FEEDS = ("ps_population", "ps_housing", "ca_recipients", "hw_ehr_person")
 STAGED = {feed: Asset(name=f"staging_{feed}", uri=f"sharehub://warehouse/staging/{feed}") for feed in FEEDS}
+# Updated when clerks decided review items that no linkage has applied yet.
+REVIEWED = Asset(name="review_decisions", uri="sharehub://warehouse/linkage/review_decisions")
 MASTER_INDEX = Asset(name="master_person_index", uri="sharehub://warehouse/linkage/person_ids")
 SHARED = Asset(name="shared_tables", uri="sharehub://warehouse/shared")
 

@@ -81,6 +81,30 @@ def pending(feed: str, batch_id: str | None = None, settings: Settings | None = 
     return waiting
 
 
+def decisions_waiting(settings: Settings | None = None) -> list[str]:
+    """Review ids decided since the last linkage; empty means linkage has nothing to apply.
+
+    Why: a clerk's decision (`sharehub review decide`) changes the master index only when
+    linkage runs, and on a day without deliveries no feed Asset would start it. Read-only;
+    no warehouse yet means nothing was decided.
+    """
+    from linkage.predict import last_run
+    from linkage.review import decisions_after
+    from sharehub.warehouse import connect
+
+    settings = settings or Settings.from_env()
+    if not Path(settings.warehouse).exists():
+        return []
+    con = connect(settings, read_only=True)
+    try:
+        last = last_run(con)
+        waiting = decisions_after(con, int(last["decision_no"] or 0) if last else 0)
+    finally:
+        con.close()
+    log.info("review decisions not yet linked: %s", ", ".join(waiting) or "none")
+    return waiting
+
+
 def _mark_checked(settings: Settings, feed: str) -> None:
     """Record a successful look at a watermarked source that held nothing new."""
     from sharehub.feeds import ledger

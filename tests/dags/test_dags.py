@@ -28,7 +28,7 @@ HEAVY = {"pandas", "duckdb", "splink", "great_expectations", "pandera", "numpy",
 EXPECTED = {
     "sharehub_ingest_ps_population", "sharehub_ingest_ps_housing",
     "sharehub_ingest_ca_recipients", "sharehub_ingest_hw_ehr_person",
-    "sharehub_linkage", "sharehub_publish", "sharehub_report",
+    "sharehub_linkage", "sharehub_publish", "sharehub_report", "sharehub_review",
 }
 COMPARED = ("shared.person", "shared.person_xref")
 
@@ -69,7 +69,7 @@ def test_dags_pass_ruff_air3() -> None:
 def test_schedules_chain_the_assets(airflow_db: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from sharehub.airflow_assets import MASTER_INDEX, SHARED, STAGED
+    from sharehub.airflow_assets import MASTER_INDEX, REVIEWED, SHARED, STAGED
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     for feed, asset in STAGED.items():
@@ -79,7 +79,10 @@ def test_schedules_chain_the_assets(airflow_db: Path) -> None:
         assert dag.get_task("wait_for_delivery").outlets == []
         assert set(dag.params) == {"feed", "batch_id"}
     linkage = _asset_names(bag.dags["sharehub_linkage"].timetable.asset_condition)
-    assert linkage == {a.name for a in STAGED.values()}
+    assert linkage == {a.name for a in STAGED.values()} | {REVIEWED.name}
+    review = bag.dags["sharehub_review"]
+    assert [t.task_id for t in review.topological_sort()] == ["decisions_waiting", "announce"]
+    assert review.get_task("announce").outlets == [REVIEWED]
     assert bag.dags["sharehub_linkage"].get_task("link").outlets == [MASTER_INDEX]
     assert bag.dags["sharehub_publish"].get_task("publish").outlets == [SHARED]
     for dag_id, asset in (("sharehub_publish", MASTER_INDEX), ("sharehub_report", SHARED)):
@@ -150,6 +153,12 @@ def test_dag_runs_match_the_cli_pipeline(airflow_db: Path, tmp_path: Path,
     run = bag.dags[order[0]].test(run_conf={"batch_id": "20261101-001"})
     assert _states(run) == {"wait_for_delivery": "success", "pull": "skipped"}
 
+    # No review decision yet: the review DAG ends skipped, without an Asset event.
+    announced = _asset_events("review_decisions")
+    run = bag.dags["sharehub_review"].test()
+    assert _states(run) == {"decisions_waiting": "success", "announce": "skipped"}
+    assert _asset_events("review_decisions") == announced
+
     report = tmp_path / "reports" / "metrics-v1.json"
     body = json.loads(report.read_text(encoding="utf-8"))
     assert body["version"] == 1
@@ -195,3 +204,46 @@ def test_quiet_day_skips_and_a_wrong_batch_fails_once_with_feed_and_batch_logged
     logged += [r.getMessage() for r in caplog.records if r.name == "sharehub.dags"]
     assert any("failed (try 1): feed=ps_housing batch=20991231-001" in m and "no delivery folder" in m
                for m in logged), logged
+
+
+@pytest.mark.integration
+def test_a_review_decision_alone_reaches_the_master_index(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No delivery, one clerk's decision: review DAG → Asset → linkage applies it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from linkage import review
+
+    generate(tmp_path, persons=300, seed=5, day=1)
+    settings = Settings.from_env({}, warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing",
+                                 model_path=tmp_path / "model.json", progress=False,
+                                 health_url=f"sqlite:///{tmp_path / 'health.db'}")
+    con = connect(settings)
+    try:
+        pipeline.run(con, settings)
+        record, other = con.execute(
+            "SELECT min(record_id), max(record_id) FROM linkage.person_ids "
+            "WHERE person_id = (SELECT person_id FROM linkage.person_ids GROUP BY 1 "
+            "HAVING count(*) >= 2 ORDER BY 1 LIMIT 1)"
+        ).fetchall()[0]
+        review.decide(con, f"{record},{other}", "no-match", by="clerk", reason="two people")
+    finally:
+        con.close()
+    for name in ("WAREHOUSE", "LANDING", "MODEL_PATH", "HEALTH_URL"):
+        monkeypatch.setenv(f"SHAREHUB_{name}", str(getattr(settings, name.lower())))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    before = _asset_events("review_decisions")
+    run = bag.dags["sharehub_review"].test()
+    assert _states(run) == {"decisions_waiting": "success", "announce": "success"}
+    assert _asset_events("review_decisions") == before + 1
+    assert str(bag.dags["sharehub_linkage"].test().state).endswith("success")
+    con = connect(settings, read_only=True)
+    try:
+        ids = dict(con.execute("SELECT record_id, person_id FROM linkage.person_ids "
+                               "WHERE record_id IN (?, ?)", [record, other]).fetchall())
+    finally:
+        con.close()
+    assert ids[record] != ids[other]  # the clerk's "no-match" split them
+    run = bag.dags["sharehub_review"].test()  # applied: nothing waits any more
+    assert _states(run) == {"decisions_waiting": "success", "announce": "skipped"}
