@@ -191,3 +191,33 @@ def test_golden_rows_are_recomputed_in_full_when_rules_or_published_rows_are_in_
         publish(con, run_id="r3", now=datetime(2026, 11, 28))
     assert "recomputed" not in caplog.text
     assert _published_person(con) == _full_golden(con)
+
+
+def _add_health_records(con: duckdb.DuckDBPyConnection, n: int) -> None:
+    for i in range(n):
+        rid = f"hw_ehr_person:{1000 + i}"
+        con.execute("INSERT INTO staging.person_records VALUES (?, 'hw_ehr_person', ?, 'b2', "
+                    "'active', '2026-11-20', NULL, NULL)", [rid, str(1000 + i)])
+        con.execute("INSERT INTO linkage.person_features VALUES (?, '王某', NULL, false, 'F', "
+                    "'1990-01-01', NULL, NULL, false)", [rid])
+        con.execute("INSERT INTO linkage.person_ids VALUES (?, ?)", [rid, f"PH{i}"])
+
+
+def test_a_feed_publishing_for_the_first_time_is_not_held_to_the_row_count_bound(
+    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a first load whose feeds arrive on different days: public security alone first
+    for table, column in (("staging.person_records", "record_id"),
+                          ("linkage.person_features", "unique_id"), ("linkage.person_ids", "record_id")):
+        con.execute(f"DELETE FROM {table} WHERE {column} NOT LIKE 'ps_population:%'")
+    con.execute("DELETE FROM linkage.cluster_edges")
+    assert publish(con, run_id="r1").records == 2
+    _add_health_records(con, 80)  # health arrives: +80 records, far beyond ±20 % / ±50 rows
+    with caplog.at_level("WARNING", logger="sharehub.publish.tables"):
+        second = publish(con, run_id="r2")
+    assert second.created and second.records == 82
+    assert "hw_ehr_person publish for the first time" in caplog.text
+    # once every feed has published, the bound holds again: losing them is refused
+    con.execute("DELETE FROM linkage.person_ids WHERE record_id LIKE 'hw_ehr_person:%'")
+    with pytest.raises(PublishAborted, match="row count lies in"):
+        publish(con, run_id="r3")
