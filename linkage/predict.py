@@ -261,6 +261,14 @@ def last_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return dict(zip(names, rows[0], strict=True)) if rows else None
 
 
+def unlinked_decisions(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Review ids decided after the last linkage: decisions it has not applied yet."""
+    from linkage.review import decisions_after
+
+    last = last_run(con)
+    return decisions_after(con, int(last["decision_no"] or 0) if last else 0)
+
+
 def plan(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -273,7 +281,6 @@ def plan(
     and threshold exist; full otherwise (and whenever ``full`` is asked for, and always
     on the Spark backend: incremental scoring, `linkage.incremental`, is DuckDB-only)."""
     from linkage.changes import FEATURE_HASHES, fingerprints_usable
-    from linkage.review import decisions_after
 
     con.execute(_RUNS_DDL)
     last = last_run(con)
@@ -284,7 +291,7 @@ def plan(
             "ORDER BY loaded_at, feed, batch_id"
         ).fetchall()
     ) if table_exists(con, "raw.batches") else ()  # fmt: skip
-    decisions = tuple(decisions_after(con, int(last["decision_no"] or 0) if last else 0))
+    decisions = tuple(unlinked_decisions(con))
     needed = ("linkage.predictions", "linkage.clusters", "linkage.person_ids", FEATURE_HASHES)
     if full:
         reason, incremental = "full re-link requested", False

@@ -210,8 +210,7 @@ def run(
     deterministic for a saved model, ids are carried forward and an identical candidate
     does not become a new published version.
     """
-    from linkage.predict import last_run
-    from linkage.review import decisions_after
+    from linkage.predict import unlinked_decisions
     from sharehub.feeds import build_person_records
 
     now = now or datetime.now()
@@ -221,8 +220,7 @@ def run(
     loaded = [b for b in summary.batches if getattr(b, "status", None) == "loaded"]
     has_index = table_exists(con, "shared.person_xref")
     full = relink or full_relink
-    last = last_run(con)
-    pending = decisions_after(con, int(last["decision_no"] or 0) if last else 0)
+    pending = unlinked_decisions(con)
     if not loaded and not pending and has_index and not full:
         callback("done", "nothing new arrived; linkage and publication skipped")
         if settings.publish_url:

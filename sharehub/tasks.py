@@ -88,8 +88,7 @@ def decisions_waiting(settings: Settings | None = None) -> list[str]:
     linkage runs, and on a day without deliveries no feed Asset would start it. Read-only;
     no warehouse yet means nothing was decided.
     """
-    from linkage.predict import last_run
-    from linkage.review import decisions_after
+    from linkage.predict import unlinked_decisions
     from sharehub.warehouse import connect
 
     settings = settings or Settings.from_env()
@@ -97,8 +96,7 @@ def decisions_waiting(settings: Settings | None = None) -> list[str]:
         return []
     con = connect(settings, read_only=True)
     try:
-        last = last_run(con)
-        waiting = decisions_after(con, int(last["decision_no"] or 0) if last else 0)
+        waiting = unlinked_decisions(con)
     finally:
         con.close()
     log.info("review decisions not yet linked: %s", ", ".join(waiting) or "none")
