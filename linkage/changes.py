@@ -32,6 +32,8 @@ INPUT_COLUMNS = (
 )  # fmt: skip
 # What the model compares; record_status only steers clustering, so it is kept apart.
 MODEL_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c != "record_status")
+
+
 def fingerprint_sql(columns: tuple[str, ...], alias: str = "") -> str:
     """SQL for a 64-bit fingerprint (UBIGINT) of ``columns`` (NULLs included, so NULL ≠ '').
 
@@ -90,8 +92,9 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
             f"SELECT i.record_id FROM _inputs i LEFT JOIN {STANDARDISED} s USING (record_id) "
             "WHERE s.input_hash IS DISTINCT FROM i.input_hash"
         )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _todo AS {todo_sql}")
     records = con.execute(
-        f"SELECT * FROM staging.person_records WHERE record_id IN ({todo_sql}) ORDER BY record_id"
+        "SELECT * FROM staging.person_records SEMI JOIN _todo USING (record_id) ORDER BY record_id"
     ).df()
     features = standardize_records(records, None if full else _known_addresses(con))
     con.register("_features", features)
@@ -117,6 +120,7 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     finally:
         con.unregister("_features")
         con.execute("DROP TABLE IF EXISTS _inputs")
+        con.execute("DROP TABLE IF EXISTS _todo")
     total = int(con.execute(f"SELECT count(*) FROM {FEATURES}").fetchall()[0][0])
     log.info("standardised %d of %d records (%s), %d removed", len(features), total,
              "full" if full else "incremental", removed)
@@ -125,21 +129,19 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
 
 def _known_addresses(con: duckdb.DuckDBPyConnection) -> dict[str, AddressResult]:
     """How unchanged records' addresses were standardised, for the address strings of the
-    records about to be standardised (temp table ``_inputs`` against the stored
-    fingerprints). Like every incremental step this trusts that the standardiser did not
+    records about to be standardised (temp table ``_todo``; the others' features are
+    current). Like every incremental step this trusts that the standardiser did not
     change since; ``--full-relink`` after upgrading it parses everything again."""
     rows = con.execute(
         f"""WITH todo AS (
-                SELECT r.address AS a, r.hukou_address AS h FROM staging.person_records r
-                JOIN _inputs i USING (record_id) LEFT JOIN {STANDARDISED} s USING (record_id)
-                WHERE s.input_hash IS DISTINCT FROM i.input_hash
+                SELECT r.address AS a, r.hukou_address AS h
+                FROM staging.person_records r SEMI JOIN _todo USING (record_id)
             ), wanted AS (SELECT a FROM todo UNION SELECT h FROM todo)
             SELECT r.address, any_value(f.addr_std), any_value(f.addr_estate),
                    any_value(f.addr_building), any_value(f.addr_unit), any_value(f.addr_room),
                    any_value(f.addr_key)
             FROM staging.person_records r
-            JOIN _inputs i USING (record_id)
-            JOIN {STANDARDISED} s ON s.record_id = r.record_id AND s.input_hash = i.input_hash
+            ANTI JOIN _todo t ON t.record_id = r.record_id
             JOIN {FEATURES} f ON f.unique_id = r.record_id
             WHERE r.address IN (SELECT a FROM wanted)
             GROUP BY r.address"""
