@@ -14,21 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from sharehub.airflow_assets import DEFAULT_ARGS, FEEDS, INGEST_PRIORITY, POOL, STAGED, on_failure
+from sharehub.airflow_assets import FEEDS, INGEST_PRIORITY, POOL, STAGED, dag_settings
 
 
 def make_ingest_dag(feed: str) -> object:
     @dag(
         dag_id=f"sharehub_ingest_{feed}",
         schedule="@daily",
-        start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-        catchup=False,
-        max_active_runs=1,
-        default_args={**DEFAULT_ARGS, **INGEST_PRIORITY, "on_failure_callback": on_failure},
+        **dag_settings(INGEST_PRIORITY),
         params={
             "feed": Param(feed, type="string", const=feed),
             "batch_id": Param(None, type=["null", "string"],

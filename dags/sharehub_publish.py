@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from sharehub.airflow_assets import DEFAULT_ARGS, MASTER_INDEX, POOL, SHARED, on_failure
+from sharehub.airflow_assets import MASTER_INDEX, POOL, SHARED, dag_settings
 
 
 @dag(
     dag_id="sharehub_publish",
     schedule=[MASTER_INDEX],
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
+    **dag_settings(),
     tags=["sharehub", "publish"],
     doc_md=__doc__,
 )

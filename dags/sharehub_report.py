@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import dag, task
 
-from sharehub.airflow_assets import DEFAULT_ARGS, POOL, SHARED, on_failure
+from sharehub.airflow_assets import POOL, SHARED, dag_settings
 
 
 @dag(
     dag_id="sharehub_report",
     schedule=[SHARED],
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
+    **dag_settings(),
     tags=["sharehub", "report"],
     doc_md=__doc__,
 )

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import dag, task
 
-from sharehub.airflow_assets import DEFAULT_ARGS, POOL, REVIEWED, on_failure
+from sharehub.airflow_assets import POOL, REVIEWED, dag_settings
 
 
 @dag(
     dag_id="sharehub_review",
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "on_failure_callback": on_failure},
+    **dag_settings(),
     tags=["sharehub", "review"],
     doc_md=__doc__,
 )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import pendulum
 from airflow.sdk import Asset
 
 FEEDS = ("ps_population", "ps_housing", "ca_recipients", "hw_ehr_person")
@@ -56,3 +57,15 @@ def on_failure(context: Mapping[str, Any]) -> None:
         type(exc).__name__ if exc is not None else "unknown",
         exc,
     )
+
+
+def dag_settings(extra_default_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The scheduling every sharehub DAG shares: start date, no catch-up (a missed day is
+    pulled by the next run, which loads everything pending), one run at a time, retries
+    and the failure callback. ``extra_default_args`` adds to the task defaults."""
+    return {
+        "start_date": pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {**DEFAULT_ARGS, **(extra_default_args or {}), "on_failure_callback": on_failure},
+    }
