@@ -214,7 +214,9 @@ def _orphan_sql(link: Link, alias: str, target: str, index: int) -> tuple[str, s
     return join, f"CASE WHEN {present} AND o{index}.k0 IS NULL THEN {value} END"
 
 
-def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None = None) -> str:
+def batch_sql(
+    contract: SharedContract, relation: Relation, baseline: str | None = None, delta: str | None = None
+) -> str:
     """SELECT yielding the table's batch: every row and column, plus the orphan columns.
 
     ``t.*`` rather than the contract's columns: an extra or missing column must fail the
@@ -228,6 +230,11 @@ def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None
     Every other row is identical to one that passed, in a table whose keys it still
     cannot collide with. Two different rows with equal 64-bit hashes would be taken as
     unchanged: about one chance in 10^7 for two million rows.
+
+    ``delta`` (a condition on the row alias ``t`` that holds for the changed rows)
+    replaces that comparison when the caller already knows which rows changed: a
+    published table changed in place, in the publishing transaction, at the keys that
+    differ (`sharehub.publish.delta`).
     """
     joins, orphans, tests = [], [], []
     for i, link in enumerate(own_links(contract)):
@@ -238,20 +245,23 @@ def batch_sql(contract: SharedContract, relation: Relation, baseline: str | None
         tests.append(f"({expr}) IS NOT NULL")
     select = ", ".join(["t.*", *orphans])
     sql = f"SELECT {select} FROM {relation(contract.name)} t " + " ".join(joins)
-    if baseline is None:
+    if baseline is None and delta is None:
         return sql
     table = relation(contract.name)
     keys = [(c.name,) for c in contract.columns if c.unique] + list(contract.compound_keys)
-    tests.insert(0, "hash(t) IN (SELECT h FROM _delta)")
+    if delta is None:
+        prelude = (
+            f"_delta AS (SELECT hash(c) AS h FROM {table} c EXCEPT ALL SELECT hash(b) FROM {baseline} b), "
+            f"_changed AS (SELECT * FROM {table} c WHERE hash(c) IN (SELECT h FROM _delta))"
+        )
+        delta = "hash(t) IN (SELECT h FROM _delta)"
+    else:
+        prelude = f"_changed AS (SELECT * FROM {table} t WHERE {delta})"
+    tests.insert(0, delta)
     for key in keys:
         same = " AND ".join(f"n.{quote(k)} = t.{quote(k)}" for k in key)
         tests.append(f"EXISTS (SELECT 1 FROM _changed n WHERE {same})")
-    return (
-        f"WITH _delta AS (SELECT hash(c) AS h FROM {table} c "
-        f"EXCEPT ALL SELECT hash(b) FROM {baseline} b), "
-        f"_changed AS (SELECT * FROM {table} c WHERE hash(c) IN (SELECT h FROM _delta)) "
-        f"{sql} WHERE " + " OR ".join(tests)
-    )
+    return f"WITH {prelude} {sql} WHERE " + " OR ".join(tests)
 
 
 def coverage_sql(link: Link, relation: Relation) -> str:
@@ -371,6 +381,7 @@ def validate(
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
     baseline: Relation | None = None,
+    changed: Mapping[str, str] | None = None,
 ) -> list[ExpectationFailure]:
     """Run every table's contract suite on its batch; return all failures (lazy: none stop early).
 
@@ -378,6 +389,8 @@ def validate(
     the batch is then only the rows that could fail now (`batch_sql`), and the row-count
     bound is checked on a batch as long as the whole table. The caller vouches for the
     baseline (`sharehub.publish.tables` checks its content hash and the suites' fingerprint).
+    ``changed`` maps a table changed in place to a condition on ``t`` selecting its
+    changed rows (see `batch_sql`); its batch is then those rows and the rows at risk.
     """
     import pandas as pd
 
@@ -390,15 +403,17 @@ def validate(
     for name in names:
         contract = shared_contract(name)
         failures += type_failures(con, contract, relation)
-        base = baseline(name) if baseline else None
+        delta = (changed or {}).get(name)
+        base = baseline(name) if baseline and delta is None else None
         if base is not None and not _same_columns(con, relation(name), base):
             base = None
-        frame = con.execute(batch_sql(contract, relation, base)).df()
+        partial = base is not None or delta is not None
+        frame = con.execute(batch_sql(contract, relation, base, delta)).df()
         rows += len(frame)
-        suite = build_suite(contract, previous_rows=previous_rows.get(name), row_count=base is None)
+        suite = build_suite(contract, previous_rows=previous_rows.get(name), row_count=not partial)
         failures += _failures(name, _run(source, name, frame, suite, contract.key))
         checked += len(suite.expectations)
-        counted = row_count_suite(contract, previous_rows.get(name)) if base else None
+        counted = row_count_suite(contract, previous_rows.get(name)) if partial else None
         if counted is not None:
             # a frame of n rows and no columns: GE counts it, nothing is copied
             total = int(con.execute(f"SELECT count(*) FROM {relation(name)}").fetchall()[0][0])
@@ -411,7 +426,8 @@ def validate(
                                              coverage_suite(link), ()))
             checked += 1
     log.info("validated %d expectations on %s (%d rows%s) in %.2f s: %d failed", checked,
-             ", ".join(names), rows, ", changed and at-risk rows only" if baseline else "",
+             ", ".join(names), rows,
+             ", changed and at-risk rows only" if baseline or changed else "",
              time.perf_counter() - started, len(failures))  # fmt: skip
     return failures
 
@@ -422,10 +438,11 @@ def check(
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
     baseline: Relation | None = None,
+    changed: Mapping[str, str] | None = None,
 ) -> None:
     """Validate and raise :class:`PublishAborted` listing every failure with examples."""
     names = list(names)
-    failures = validate(con, names, relation, previous_rows, baseline)
+    failures = validate(con, names, relation, previous_rows, baseline, changed)
     if failures:
         raise PublishAborted(
             f"candidate version failed {len(failures)} expectation(s); the previous version stays "

@@ -108,6 +108,44 @@ def rules_sha256() -> str:
     return hashlib.sha256((golden_person_sql() + golden_inputs_sql()).encode("utf-8")).hexdigest()
 
 
+def _stored_inputs_usable(con: duckdb.DuckDBPyConnection) -> bool:
+    return table_exists(con, GOLDEN_INPUTS) and bool(con.execute(
+        f"SELECT count(*) = 0 FROM {GOLDEN_INPUTS} WHERE rules_sha256 IS DISTINCT FROM ?",
+        [rules_sha256()],
+    ).fetchall()[0][0])  # fmt: skip
+
+
+def _changed_persons(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table ``_golden_todo``: persons whose fingerprint changed, appeared or vanished."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _golden_todo AS
+            SELECT coalesce(n.person_id, o.person_id) AS person_id
+            FROM _golden_inputs n FULL JOIN {GOLDEN_INPUTS} o ON o.person_id = n.person_id
+            WHERE n.inputs IS DISTINCT FROM o.inputs OR n.records IS DISTINCT FROM o.records"""
+    )
+
+
+def golden_changes(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """(temp table of recomputed golden rows, SELECT of the persons they cover), or None
+    when the stored fingerprints cannot say what changed (none stored, other rules).
+
+    For a person table changed in place (`sharehub.publish.delta`): persons covered but
+    absent from the rows have vanished; persons not covered keep their published row,
+    which the same rules computed from the same values. Valid only while the published
+    person table is exactly the version the fingerprints were stored with (the caller's
+    baseline check).
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _golden_inputs AS {golden_inputs_sql()}")
+    if not _stored_inputs_usable(con):
+        return None
+    _changed_persons(con)
+    changed = "(SELECT * FROM linkage.person_ids SEMI JOIN _golden_todo USING (person_id))"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _golden_rows AS {golden_person_sql(changed)}")
+    computed = int(con.execute("SELECT count(*) FROM _golden_todo").fetchall()[0][0])
+    log.info("golden rows: %d persons recomputed, the rest kept as published", computed)
+    return "_golden_rows", "SELECT person_id FROM _golden_todo"
+
+
 def build_golden(con: duckdb.DuckDBPyConnection, target: str, published: str | None) -> int:
     """Create ``target`` with one golden row per person; return how many were computed.
 
@@ -120,19 +158,10 @@ def build_golden(con: duckdb.DuckDBPyConnection, target: str, published: str | N
     the temp table ``_golden_inputs``; `keep_golden_inputs` stores them with the version.
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _golden_inputs AS {golden_inputs_sql()}")
-    stored = published is not None and table_exists(con, GOLDEN_INPUTS) and con.execute(
-        f"SELECT count(*) = 0 FROM {GOLDEN_INPUTS} WHERE rules_sha256 IS DISTINCT FROM ?",
-        [rules_sha256()],
-    ).fetchall()[0][0]
-    if not stored:
+    if published is None or not _stored_inputs_usable(con):
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {golden_person_sql()}")
         return int(con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0])
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _golden_todo AS
-            SELECT coalesce(n.person_id, o.person_id) AS person_id
-            FROM _golden_inputs n FULL JOIN {GOLDEN_INPUTS} o ON o.person_id = n.person_id
-            WHERE n.inputs IS DISTINCT FROM o.inputs OR n.records IS DISTINCT FROM o.records"""
-    )
+    _changed_persons(con)
     changed = "(SELECT * FROM linkage.person_ids SEMI JOIN _golden_todo USING (person_id))"
     con.execute(
         f"""CREATE OR REPLACE TABLE {target} AS
@@ -158,9 +187,23 @@ def keep_golden_inputs(con: duckdb.DuckDBPyConnection) -> None:
     if not built:
         con.execute(f"DROP TABLE IF EXISTS {GOLDEN_INPUTS}")
         return
-    con.execute(
-        f"CREATE OR REPLACE TABLE {GOLDEN_INPUTS} AS SELECT *, ?::VARCHAR AS rules_sha256 "
-        "FROM _golden_inputs",
-        [rules_sha256()],
-    )
-    con.execute("DROP TABLE _golden_inputs")
+    in_place = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_golden_rows'"
+    ).fetchall()[0][0]
+    if in_place:
+        # The stored fingerprints are those of the published version (same rules): only
+        # the changed persons' differ.
+        con.execute(f"DELETE FROM {GOLDEN_INPUTS} WHERE person_id IN (SELECT person_id FROM _golden_todo)")
+        con.execute(
+            f"INSERT INTO {GOLDEN_INPUTS} SELECT *, ?::VARCHAR FROM _golden_inputs "
+            "SEMI JOIN _golden_todo USING (person_id)",
+            [rules_sha256()],
+        )
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {GOLDEN_INPUTS} AS SELECT *, ?::VARCHAR AS rules_sha256 "
+            "FROM _golden_inputs",
+            [rules_sha256()],
+        )
+    for temp in ("_golden_inputs", "_golden_todo", "_golden_rows"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")

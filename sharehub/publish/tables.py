@@ -2,6 +2,8 @@
 
 Why build-then-swap inside one transaction: DuckDB transactions are atomic, so a failed
 validation rolls everything back and subscribers keep the previous version (invariant 4).
+Once a version exists, a table is not rebuilt but changed in place in that transaction,
+only at the keys whose rows differ (`sharehub.publish.delta`); the guarantee is the same.
 Why a content hash: publishing the same input twice must change nothing (invariant 2),
 so a candidate identical to the published version does not become a new version.
 
@@ -25,7 +27,13 @@ from linkage.houses import HOUSE_CANDIDATES
 from sharehub.errors import PublishAborted
 from sharehub.publish import expectations
 from sharehub.publish.contract import shared_contract
-from sharehub.publish.golden import build_golden, golden_person_sql, keep_golden_inputs
+from sharehub.publish.delta import Delta, apply_in_place, changed_rows, same_columns
+from sharehub.publish.golden import (
+    build_golden,
+    golden_changes,
+    golden_person_sql,
+    keep_golden_inputs,
+)
 from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
@@ -132,7 +140,7 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str |
     """Create the candidate; ``published`` is the table as last published, when it is
     exactly that version (golden rows of unchanged persons are taken from it)."""
     contract = shared_contract(name)
-    missing = sorted(t for t in sources(sql) if not table_exists(con, t))
+    missing = _missing_sources(con, sql)
     if not missing and name == "person":
         build_golden(con, _candidate(name), published)
         return
@@ -150,6 +158,46 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str |
     con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} ({columns})")
 
 
+def _missing_sources(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    return sorted(t for t in sources(sql) if not table_exists(con, t))
+
+
+def _new_rows(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> tuple[str, str | None] | None:
+    """(relation of the table's new rows, scope) for changing ``shared.<name>`` in place,
+    or None when it has to be built whole (see `_stage`)."""
+    if not shared_contract(name).key or _missing_sources(con, sql):
+        return None
+    if name == "person":
+        return golden_changes(con)
+    rows = f"_new_rows_{name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {sql}")
+    return rows, None
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, name: str, sql: str, baseline: expectations.Relation | None
+) -> tuple[str, str | None] | None:
+    """Prepare one table of the version: return (new rows, scope) to apply to the published
+    table in place, or None after building ``shared.<name>__candidate`` whole.
+
+    In place needs a baseline (the published tables are exactly the last version and
+    passed the same suites), a key in the contract and the same columns as published;
+    a first version, changed suites or changed columns build the whole table.
+    """
+    staged = _new_rows(con, name, sql) if baseline is not None else None
+    if staged is not None and same_columns(con, staged[0], _published(name)):
+        return staged
+    if staged is not None and name != "person":
+        con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS SELECT * FROM {staged[0]}")
+        con.execute(f"DROP TABLE {staged[0]}")
+        return None
+    if staged is not None:  # golden rows of another shape: recompute them all
+        con.execute(f"DROP TABLE {staged[0]}")
+        baseline = None
+    _build(con, name, sql, _published(name) if baseline else None)
+    return None
+
+
 def _previous_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
     return {
         name: int(one(con, f"SELECT count(*) FROM shared.{name}")[0])
@@ -158,21 +206,25 @@ def _previous_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
     }
 
 
-def _joined_feeds(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _joined_feeds(con: duckdb.DuckDBPyConnection, candidate: str) -> list[str]:
     """Feeds with records in the candidate ``person_xref`` but none in the published one."""
     if not table_exists(con, "shared.person_xref"):
         return []
     rows = con.execute(
-        f"SELECT DISTINCT feed FROM {_candidate('person_xref')} "
+        f"SELECT DISTINCT feed FROM {candidate} "
         "EXCEPT SELECT DISTINCT feed FROM shared.person_xref ORDER BY 1"
     ).fetchall()
     return [str(r[0]) for r in rows if r[0] is not None]
 
 
-def _content_hash(con: duckdb.DuckDBPyConnection, relation: expectations.Relation = _candidate) -> int:
-    parts = []
-    for name in _CANDIDATES:
-        parts.append(int(one(con, f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {relation(name)} t")[0]))
+def _table_hash(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    """A table's content hash: ``bit_xor`` of its rows' hashes (order-free; changing a
+    row moves it by the old and the new row's hash, `sharehub.publish.delta`)."""
+    return int(one(con, f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {relation} t")[0])
+
+
+def _digest(con: duckdb.DuckDBPyConnection, parts: list[int]) -> int:
+    """The version's content hash from its tables' (in `_CANDIDATES` order)."""
     return int(one(con, "SELECT hash(?::UBIGINT[])", [parts])[0])
 
 
@@ -188,17 +240,19 @@ def suites_fingerprint() -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _baseline(con: duckdb.DuckDBPyConnection, last: tuple[Any, ...] | None) -> expectations.Relation | None:
-    """The published tables as a validation baseline, if they are exactly the last
-    version (content hash) and it passed the current suites (fingerprint)."""
+def _baseline(con: duckdb.DuckDBPyConnection, last: tuple[Any, ...] | None) -> dict[str, int] | None:
+    """The published tables' content hashes, if the tables are exactly the last version
+    (content hash) and it passed the current suites (fingerprint): they are then the
+    baseline that validation and changing in place start from."""
     if last is None or last[3] != suites_fingerprint():
         return None
     if not all(table_exists(con, _published(name)) for name in _CANDIDATES):
         return None
-    if _content_hash(con, _published) != int(last[1]):
+    hashes = {name: _table_hash(con, _published(name)) for name in _CANDIDATES}
+    if _digest(con, list(hashes.values())) != int(last[1]):
         log.warning("shared tables differ from published version %s; validating in full", last[0])
         return None
-    return _published
+    return hashes
 
 
 def publish(
@@ -212,7 +266,9 @@ def publish(
 
     Validation covers every row the first time and whenever the suites changed; otherwise
     only the rows that differ from the published version, which passed the same suites
-    (`expectations.batch_sql`), unless ``full_validation``.
+    (`expectations.batch_sql`), unless ``full_validation``. In that second case the
+    published tables are changed in place, key by key (`sharehub.publish.delta`), instead
+    of being replaced by whole new candidates; ``full_validation`` builds them whole.
 
     A candidate that fails any expectation raises :class:`PublishAborted` whose
     ``details["failures"]`` lists every failure (table, expectation, column, examples);
@@ -229,23 +285,42 @@ def publish(
             "FROM audit.publish_versions ORDER BY version DESC LIMIT 1"
         ).fetchall()
         last = versions[0] if versions else None
-        baseline = None if full_validation else _baseline(con, last)
-        con.execute("DROP TABLE IF EXISTS _golden_inputs")
-        for name, sql in _CANDIDATES.items():
-            _build(con, name, sql, _published(name) if baseline else None)
-        joined = _joined_feeds(con)
+        published_hashes = None if full_validation else _baseline(con, last)
+        baseline = _published if published_hashes is not None else None
+        for temp in ("_golden_inputs", "_golden_todo", "_golden_rows"):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        staged = {name: _stage(con, name, sql, baseline) for name, sql in _CANDIDATES.items()}
+        xref = staged["person_xref"]
+        joined = _joined_feeds(con, xref[0] if xref else _candidate("person_xref"))
+        # Only now, every new row being computed: change the published tables in place.
+        deltas: dict[str, Delta] = {
+            name: apply_in_place(con, name, rows, shared_contract(name).key, scope)
+            for name, (rows, scope) in ((n, s) for n, s in staged.items() if s is not None)
+        }
+        for name in deltas:
+            if name != "person":
+                con.execute(f"DROP TABLE IF EXISTS _new_rows_{name}")
+
+        def relation(name: str) -> str:
+            return _published(name) if name in deltas else _candidate(name)
+
         if joined:
             # A feed's first records (a department's first delivery, or deliveries of a
             # first load arriving on different days) grow every table legitimately.
             log.warning("feed(s) %s publish for the first time: row counts are not bounded "
                         "against the previous version", ", ".join(joined))
             previous = dict.fromkeys(previous)
-        expectations.check(con, _CANDIDATES, _candidate, previous, baseline)
-        digest = _content_hash(con)
+        changed = {name: changed_rows(d, shared_contract(name).key) for name, d in deltas.items()}
+        expectations.check(con, _CANDIDATES, relation, previous, baseline, changed)
+        digest = _digest(con, [
+            published_hashes[name] ^ deltas[name].deleted_hash ^ deltas[name].inserted_hash
+            if published_hashes and name in deltas else _table_hash(con, relation(name))
+            for name in _CANDIDATES
+        ])
         persons, records = one(
             con,
-            f"SELECT (SELECT count(*) FROM {_candidate('person')}), "
-            f"(SELECT count(*) FROM {_candidate('person_xref')})",
+            f"SELECT (SELECT count(*) FROM {relation('person')}), "
+            f"(SELECT count(*) FROM {relation('person_xref')})",
         )
         if last is not None and int(last[1]) == digest:
             con.execute("ROLLBACK")
@@ -253,7 +328,7 @@ def publish(
             return PublishResult(int(last[0]), False, persons, records, last[2])
         version = (int(last[0]) if last else 0) + 1
         keep_golden_inputs(con)
-        for name in _CANDIDATES:
+        for name in (n for n in _CANDIDATES if n not in deltas):
             # Renamed, not copied: the department views bind shared.<name> by name when
             # queried, and a copy of two million rows cost seconds per table.
             con.execute(f"DROP TABLE IF EXISTS shared.{name}")

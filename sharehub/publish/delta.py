@@ -1,0 +1,147 @@
+"""Publish a shared table by changing it in place: only the rows of the keys that differ.
+
+Why: a day changes a few percent of the district, yet building every candidate as a full
+new table (two million ``person_xref`` rows, a million golden rows), comparing it with the
+published table row by row (EXCEPT ALL) and hashing it again cost most of the publish
+stage. Inside the publishing transaction the published table itself is brought to the
+candidate's content instead: the rows of every key whose rows differ are deleted and the
+candidate's rows for those keys inserted. Nothing is visible to other connections before
+COMMIT (DuckDB's MVCC) and a failed validation rolls everything back, so subscribers still
+see the previous version or the new one, never a mix — the write-audit-publish guarantee of
+`sharehub.publish.tables` holds unchanged.
+
+Why the result equals the candidate (as a multiset of rows): rows are grouped by the
+contract's key (NULL-safe, so a row missing its key is a key of its own) on both sides, and
+a key is rewritten unless its row count and the ``bit_xor`` of its rows' hashes agree. A
+key left alone therefore has as many rows on both sides with the same combined hash; in a
+published table each key has one row (it passed the key's uniqueness expectation), so the
+candidate has that one row too, unless two rows' 64-bit hashes collide (the same odds as
+`sharehub.publish.expectations.batch_sql` accepts). A duplicated key in the candidate
+changes the count, is rewritten with both rows, and fails the uniqueness expectation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import duckdb
+
+from sharehub.publish.expectations import quote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What changing one shared table in place did."""
+
+    table: str
+    keys: str  # temp table holding the keys whose rows were rewritten
+    deleted: int
+    inserted: int
+    # bit_xor of the deleted and of the inserted rows' hashes: the table's content hash
+    # (bit_xor over all rows) moves by exactly these two
+    deleted_hash: int = 0
+    inserted_hash: int = 0
+
+
+def _same_key(key: tuple[str, ...], a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{quote(k)} IS NOT DISTINCT FROM {b}.{quote(k)}" for k in key)
+
+
+def keys_table(name: str) -> str:
+    """The temp table holding the changed keys of shared table ``name``."""
+    return f"_delta_keys_{name}"
+
+
+def same_columns(con: duckdb.DuckDBPyConnection, a: str, b: str) -> bool:
+    """Whether two relations have the same column names and types, in the same order
+    (row hashes are only comparable then)."""
+
+    def described(relation: str) -> list[tuple[object, ...]]:
+        return [tuple(r[:2]) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+    return described(a) == described(b)
+
+
+def _diff_sql(candidate: str, published: str, key: tuple[str, ...], grouped: bool) -> str:
+    """SELECT of the keys whose rows differ between ``candidate`` and ``published``.
+
+    Ungrouped (the fast path): a key differs when one of its rows finds no row with the
+    same key and hash on the other side. That misses only a candidate holding the same
+    row twice where one was published; `apply_in_place` notices by the row count and
+    compares grouped rows (count and ``bit_xor`` of hashes per key) instead.
+    """
+    cols = ", ".join(quote(k) for k in key)
+    picked = ", ".join(f"coalesce(n.{quote(k)}, o.{quote(k)}) AS {quote(k)}" for k in key)
+    if grouped:
+        n = f"SELECT {cols}, count(*) AS rows, bit_xor(hash(c)) AS h FROM {candidate} c GROUP BY ALL"
+        o = f"SELECT {cols}, count(*) AS rows, bit_xor(hash(p)) AS h FROM {published} p GROUP BY ALL"
+        on, differ = _same_key(key, "n", "o"), "n.h IS DISTINCT FROM o.h OR n.rows IS DISTINCT FROM o.rows"
+    else:
+        n = f"SELECT {cols}, hash(c) AS h FROM {candidate} c"
+        o = f"SELECT {cols}, hash(p) AS h FROM {published} p"
+        on, differ = _same_key(key, "n", "o") + " AND n.h = o.h", "n.h IS NULL OR o.h IS NULL"
+    return f"SELECT DISTINCT {picked} FROM ({n}) n FULL JOIN ({o}) o ON {on} WHERE {differ}"
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+
+
+def _rows_hash(con: duckdb.DuckDBPyConnection, relation: str, keys: str, key: tuple[str, ...]) -> int:
+    """``bit_xor`` of the hashes of ``relation``'s rows at the keys in ``keys``."""
+    return int(con.execute(
+        f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {relation} t "
+        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
+    ).fetchall()[0][0])  # fmt: skip
+
+
+def apply_in_place(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    candidate: str,
+    key: tuple[str, ...],
+    scope: str | None = None,
+) -> Delta:
+    """Make ``shared.<name>`` hold ``candidate``'s rows; touch only the keys that differ.
+
+    ``candidate`` holds the new rows of the whole table, or, with ``scope`` (a SELECT of
+    key values), only of the keys in scope: rows outside it are known to be unchanged
+    (golden rows of persons whose inputs did not change). Call inside the publishing
+    transaction, after checking that both have the same columns (`same_columns`).
+    """
+    if not key:
+        raise ValueError(f"shared.{name} has no key in its contract; it cannot change in place")
+    table, keys = f"shared.{name}", keys_table(name)
+    published = (
+        f"(SELECT * FROM {table} t WHERE EXISTS (SELECT 1 FROM ({scope}) s WHERE "
+        f"{_same_key(key, 's', 't')}))" if scope else table
+    )  # fmt: skip
+    before, wanted = _count(con, published), _count(con, candidate)
+    for grouped in (False, True):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS {_diff_sql(candidate, published, key, grouped)}")
+        going, coming = (
+            _count(con, f"{rel} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})")
+            for rel in (published, candidate)
+        )
+        # Unless the candidate holds a published row twice, the rewritten keys account
+        # for every difference in length; otherwise compare grouped rows.
+        if before - going + coming == wanted:
+            break
+    hashes = [_rows_hash(con, rel, keys, key) for rel in (table, candidate)]
+    deleted = int(con.execute(
+        f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
+    ).fetchall()[0][0])  # fmt: skip
+    inserted = int(con.execute(
+        f"INSERT INTO {table} SELECT c.* FROM {candidate} c "
+        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 'c')})"
+    ).fetchall()[0][0])  # fmt: skip
+    log.info("shared.%s changed in place: %d rows deleted, %d inserted", name, deleted, inserted)
+    return Delta(table, keys, deleted, inserted, hashes[0], hashes[1])
+
+
+def changed_rows(delta: Delta, key: tuple[str, ...], alias: str = "t") -> str:
+    """Condition on ``alias`` holding for the rows ``delta`` wrote (`expectations.batch_sql`)."""
+    return f"EXISTS (SELECT 1 FROM {delta.keys} d WHERE {_same_key(key, 'd', alias)})"
