@@ -124,6 +124,10 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+def _in_set_or_missing(parsed: pd.Series, allowed: set[object]) -> pd.Series:
+    return parsed.isin(allowed) | parsed.isna()
+
+
 def _column_checks(spec: ColumnSpec, table_checks: tuple[str, ...]) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if spec.logical_type == "string":
@@ -139,7 +143,7 @@ def _column_checks(spec: ColumnSpec, table_checks: tuple[str, ...]) -> list[pa.C
         allowed = set(spec.valid_values)
         checks.append(
             pa.Check(
-                lambda s, c=spec, a=allowed: parse(s, c).isin(a) | parse(s, c).isna(),
+                lambda s, c=spec, a=allowed: _in_set_or_missing(parse(s, c), a),
                 name="valid_values",
             )
         )

@@ -280,7 +280,9 @@ def render_cell(value: Any) -> str | None:
     a number cell shows as ``1.10105E+17``: the damage is the department's, kept as is).
     Date cells print as ISO dates.
     """
-    if value is None or value == "":
+    if type(value) is str:  # most cells: checked first, a full extract has a million
+        return value or None
+    if value is None:
         return None
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
