@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from linkage import address_heads
 from linkage.model import REQUIRED_COLUMNS
 from linkage.standardize.addresses import AddressResult
 from sharehub.warehouse import table_exists
@@ -96,10 +97,12 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     records = con.execute(
         "SELECT * FROM staging.person_records SEMI JOIN _todo USING (record_id) ORDER BY record_id"
     ).df()
+    address_heads.load(con)
     features = standardize_records(records, None if full else _known_addresses(con))
     con.register("_features", features)
     con.begin()
     try:
+        address_heads.store(con)
         if full:
             con.execute(f"CREATE OR REPLACE TABLE {FEATURES} AS SELECT * FROM _features")
             removed = 0

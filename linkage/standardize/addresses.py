@@ -186,8 +186,50 @@ def _spells_levels(prefix: str, levels: list[str | None]) -> bool:
     return not rest and parts > 0 and (last_full or parts >= 2)
 
 
+Admin = tuple[str | None, str | None, str | None, str]
+"""(province, city, county, rest) of an address head."""
+
+# Bump when parse_admin or the head it is given changes: stored parses are then stale.
+HEAD_RULES = 1
+# Heads parsed by earlier runs (``linkage.address_heads``, loaded by
+# linkage.address_heads.load) and those this process parsed, to be stored. A memo, like
+# the lru_cache below, but across runs: a day's new addresses are mostly new rooms of
+# known estates, whose heads jionlp parsed before.
+_known_heads: dict[str, Admin] = {}
+_new_heads: dict[str, Admin] = {}
+
+
+def head_rules() -> str:
+    """What a stored head parse is valid under: the jionlp version and ``HEAD_RULES``."""
+    from importlib.metadata import version
+
+    return f"jionlp {version('jionlp')}; rules {HEAD_RULES}"
+
+
+def remember_heads(parsed: dict[str, Admin]) -> None:
+    """Take parses made under the current `head_rules` by an earlier run."""
+    _known_heads.update(parsed)
+
+
+def take_new_heads() -> dict[str, Admin]:
+    """The heads parsed since the last call (to store them), forgetting them as new."""
+    found = dict(_new_heads)
+    _new_heads.clear()
+    return found
+
+
+def parse_admin(head: str) -> Admin:
+    """(province, city, county, rest) of an address head (text before its first digit);
+    from an earlier run's parse of the same head when there is one (`remember_heads`)."""
+    found = _known_heads.get(head)
+    if found is None:
+        found = _parse_admin(head)
+        _new_heads[head] = found
+    return found
+
+
 @lru_cache(maxsize=65536)
-def parse_admin(head: str) -> tuple[str | None, str | None, str | None, str]:
+def _parse_admin(head: str) -> Admin:
     """(province, city, county, rest) of an address head (text before its first digit).
 
     jionlp's split is used only when the removed prefix spells the levels it reported;
