@@ -297,6 +297,7 @@ def link_incremental(
     ``review_floor`` is the lowest match probability kept (as in `linkage.predict.link`);
     ``review_threshold`` the lower bound of the review queue's grey zone.
     """
+    from linkage.reclustered import note_reclustered
     from linkage.review import REVIEW_THRESHOLD
 
     constraints = constraints or Constraints()
@@ -348,6 +349,8 @@ def link_incremental(
                 f"OR unique_id NOT IN (SELECT unique_id FROM {FEATURES})"
             )
             con.execute(f"INSERT INTO {clusters_table} SELECT unique_id, cluster_id FROM {out}")
+            # for identify, the review queue and cluster edges: who may have moved
+            note_reclustered(con, f"SELECT unique_id FROM {reach} UNION SELECT unique_id FROM _removed")
             con.commit()
         except BaseException:
             con.rollback()

@@ -31,6 +31,7 @@ import duckdb
 
 from linkage.cluster import Constraints, cluster_pairs, write_tables
 from linkage.model import comparison_names, create_input_table, drop_input_table
+from linkage.reclustered import forget_reclustered
 from linkage.train import load_model
 from sharehub.errors import LinkageError
 from sharehub.settings import LINKAGE_BACKENDS
@@ -143,6 +144,7 @@ def link(
             clusters_tmp = cluster_pairs(
                 con, scored, input_table, threshold=threshold, constraints=constraints
             )
+            forget_reclustered(con)  # every cluster may change: identify weighs them all
             write_tables(
                 con,
                 {

@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 
 from linkage.constraints import Constraints, held_apart_sql, own_id_sql
+from linkage.reclustered import RECLUSTERED, changed_records
 from sharehub.errors import LinkageError, NotFound
 from sharehub.warehouse import one, table_exists
 
@@ -120,36 +121,32 @@ def build_queue(
     run_id: str,
     threshold: float,
     review_threshold: float = REVIEW_THRESHOLD,
+    reclustered: str | None = RECLUSTERED,
 ) -> int:
     """Rebuild ``linkage.review_queue`` from the current predictions and clusters.
 
     Items seen before keep their ``created_run``; decided pairs are kept with their
-    decision. Returns the number of open items.
+    decision. When ``reclustered`` exists (records that may have changed cluster since the
+    queue was last built, `linkage.reclustered.RECLUSTERED`), conflicting IDs and held-apart
+    links are looked for around those records only (`_items`). Returns the number of open
+    items.
     """
+    had_queue = table_exists(con, QUEUE)
     ensure_tables(con)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _items AS
-        WITH ids AS (
-            SELECT c.cluster_id, f.id_norm, min(f.unique_id) AS rep
-            FROM linkage.clusters c JOIN linkage.person_features f USING (unique_id)
-            WHERE {own_id_sql("f")}
-            GROUP BY ALL
-        ), conflicts AS (
-            SELECT DISTINCT 'conflicting_ids' AS kind, least(a.rep, b.rep) AS unique_id_l,
-                   greatest(a.rep, b.rep) AS unique_id_r
-            FROM ids a JOIN ids b ON a.cluster_id = b.cluster_id AND a.id_norm < b.id_norm
-        ), grey AS (
-            SELECT 'grey_pair' AS kind, unique_id_l, unique_id_r FROM linkage.predictions
-            WHERE match_probability >= ? AND match_probability < ?
-        ), held AS (
-            SELECT 'held_apart' AS kind, unique_id_l, unique_id_r
-            FROM ({held_apart_sql("linkage.predictions", "linkage.clusters", threshold)})
-        )
-        SELECT * FROM conflicts
-        UNION ALL (SELECT * FROM held ANTI JOIN conflicts USING (unique_id_l, unique_id_r))
-        UNION ALL (SELECT * FROM grey ANTI JOIN conflicts USING (unique_id_l, unique_id_r))""",
-        [review_threshold, threshold],
-    )
+    try:
+        _items(con, threshold, review_threshold,
+               changed_records(con, reclustered) if had_queue else None)  # fmt: skip
+        _write_queue(con, run_id)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _items")
+        con.execute("DROP TABLE IF EXISTS _near")
+    open_items = int(one(con, f"SELECT count(*) FROM {QUEUE} WHERE status = 'open'")[0])
+    log.info("review queue: %d open items", open_items)
+    return open_items
+
+
+def _write_queue(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Replace the queue with ``_items``, each with its scores, persons, decision and runs."""
     con.execute(
         f"""CREATE OR REPLACE TABLE {QUEUE} AS
         SELECT 'R' || upper(substr(sha256(i.unique_id_l || '|' || i.unique_id_r), 1, 12))
@@ -167,10 +164,63 @@ def build_queue(
         ORDER BY status DESC, kind, p.match_probability DESC NULLS LAST, review_id""",
         [run_id, run_id],
     )
-    con.execute("DROP TABLE _items")
-    open_items = int(one(con, f"SELECT count(*) FROM {QUEUE} WHERE status = 'open'")[0])
-    log.info("review queue: %d open items", open_items)
-    return open_items
+
+
+def _items(
+    con: duckdb.DuckDBPyConnection,
+    threshold: float,
+    review_threshold: float,
+    changed: str | None,
+) -> None:
+    """Temp table ``_items`` (kind, unique_id_l, unique_id_r): what the queue holds.
+
+    With ``changed`` (a table of unique_id), conflicting IDs are computed for the clusters
+    of its records and held-apart links for the pairs among them; the previous queue's
+    items of both kinds that touch none of them are kept. Why that equals a rebuild
+    (`linkage.reclustered.RECLUSTERED`): outside the set clusters, IDs and pairs are as they
+    were when the queue was last built, and a held-apart link (at or above the threshold)
+    touching the set lies inside it. Grey pairs are taken from all predictions, as ever: a
+    cheap scan, and ``review_threshold`` may change between runs.
+    """
+    keep, clusters, pairs = "WHERE false", "linkage.clusters", "linkage.predictions"
+    if changed is not None:
+        touching = (f"unique_id_l IN (SELECT unique_id FROM {changed}) "
+                    f"OR unique_id_r IN (SELECT unique_id FROM {changed})")  # fmt: skip
+        keep = f"WHERE kind IN ('conflicting_ids', 'held_apart') AND NOT ({touching})"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _near AS SELECT c.unique_id, c.cluster_id "
+            f"FROM linkage.clusters c SEMI JOIN {changed} r ON r.unique_id = c.unique_id"
+        )
+        clusters = "_near"
+        pairs = "(SELECT * FROM linkage.predictions WHERE unique_id_l IN (SELECT unique_id FROM _near))"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _items AS
+        WITH previous AS (SELECT DISTINCT kind, unique_id_l, unique_id_r FROM {QUEUE} {keep}),
+        ids AS (
+            SELECT c.cluster_id, f.id_norm, min(f.unique_id) AS rep
+            FROM {clusters} c JOIN linkage.person_features f USING (unique_id)
+            WHERE {own_id_sql("f")}
+            GROUP BY ALL
+        ), conflicts AS (
+            SELECT DISTINCT 'conflicting_ids' AS kind, least(a.rep, b.rep) AS unique_id_l,
+                   greatest(a.rep, b.rep) AS unique_id_r
+            FROM ids a JOIN ids b ON a.cluster_id = b.cluster_id AND a.id_norm < b.id_norm
+            UNION ALL
+            SELECT * FROM previous WHERE kind = 'conflicting_ids'
+        ), grey AS (
+            SELECT 'grey_pair' AS kind, unique_id_l, unique_id_r FROM linkage.predictions
+            WHERE match_probability >= ? AND match_probability < ?
+        ), held AS (
+            SELECT 'held_apart' AS kind, unique_id_l, unique_id_r
+            FROM ({held_apart_sql(pairs, clusters, threshold)})
+            UNION ALL
+            SELECT * FROM previous WHERE kind = 'held_apart'
+        )
+        SELECT * FROM conflicts
+        UNION ALL (SELECT * FROM held ANTI JOIN conflicts USING (unique_id_l, unique_id_r))
+        UNION ALL (SELECT * FROM grey ANTI JOIN conflicts USING (unique_id_l, unique_id_r))""",
+        [review_threshold, threshold],
+    )
 
 
 def list_items(con: duckdb.DuckDBPyConnection, status: str = "open") -> list[dict[str, Any]]:

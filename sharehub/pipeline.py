@@ -106,6 +106,7 @@ def link(
     """
     from linkage import incremental, predict, review
     from linkage.constraints import decision_edges_sql
+    from linkage.edges import write_cluster_edges
     from linkage.spark_backend import SparkConfig
     from linkage.train import train_model
 
@@ -142,31 +143,16 @@ def link(
     summary.link_backend = backend
     summary.rescored_records, summary.reclustered_records = counts[1], counts[2]
     summary.predicted_pairs = int(getattr(result, "predicted_pairs", 0) or 0)
-    # Links inside each cluster, with reviewers' forced links (probability 1) among them.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE linkage.cluster_edges AS
-        WITH edges AS (
-            SELECT unique_id_l, unique_id_r, match_weight, match_probability, 'model' AS evidence
-            FROM linkage.predictions WHERE match_probability >= ?
-            UNION ALL
-            SELECT d.unique_id_l, d.unique_id_r, NULL, 1.0, 'review'
-            FROM ({decision_edges_sql(constraints)}) d
-        )
-        SELECT p.* FROM edges p
-        JOIN linkage.clusters a ON a.unique_id = p.unique_id_l
-        JOIN linkage.clusters b ON b.unique_id = p.unique_id_r
-        WHERE a.cluster_id = b.cluster_id
-        """,
-        [settings.match_threshold],
-    )
+    write_cluster_edges(con, decision_edges_sql(constraints), settings.match_threshold)
 
 
 def identify(
     con: duckdb.DuckDBPyConnection, settings: Settings, summary: RunSummary, now: datetime
 ) -> None:
-    """Carry person ids forward, note when ended records ended, rebuild the review queue."""
+    """Carry person ids forward, note when ended records ended, rebuild the review queue;
+    then start the set of re-clustered records afresh (`linkage.reclustered.RECLUSTERED`)."""
     from linkage.index import assign_person_ids, build_record_end_dates
+    from linkage.reclustered import reset_reclustered
     from linkage.review import build_queue
 
     summary.id_changes = assign_person_ids(
@@ -177,6 +163,8 @@ def identify(
         con, run_id=summary.run_id, threshold=settings.match_threshold,
         review_threshold=settings.review_threshold,
     )
+    # ids and queue now match the clusters: the next linkage notes what it re-clusters
+    reset_reclustered(con)
 
 
 def index_houses(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Any:
@@ -189,7 +177,7 @@ def index_houses(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Any:
     from linkage.residence import build_residence
 
     result = build_house_index(con, reuse=not full)
-    build_residence(con)
+    build_residence(con, reuse=not full)
     return result
 
 
@@ -230,7 +218,7 @@ def run(
         return summary
     summary.relinked = True
     with _stage(summary, "stage", callback):
-        summary.records = build_person_records(con)
+        summary.records = build_person_records(con, full=full)
     with _stage(summary, "standardise", callback):
         standardise(con, full=full)
     with _stage(summary, "link", callback):

@@ -221,3 +221,98 @@ def test_md5_fingerprints_of_an_older_warehouse_mean_standardising_afresh() -> N
     again = standardise(con)
     assert (again.full, again.standardised) == (True, 2)
     assert standardise(con).standardised == 0  # and the new fingerprints are usable
+
+
+def _decide(con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, str, str]]) -> None:
+    """Append reviewers' decisions (left, right, decision) to the decision log."""
+    from linkage.review import LOG, ensure_tables, review_id
+
+    ensure_tables(con)
+    for a, b, decision in pairs:
+        left, right = sorted((a, b))
+        con.execute(
+            f"INSERT INTO {LOG} SELECT coalesce(max(decision_no), 0) + 1, ?, ?, ?, ?, 'test', "
+            f"'test', TIMESTAMP '2026-11-01' FROM {LOG}",
+            [review_id(left, right), left, right, decision],
+        )
+
+
+def _identify(con: duckdb.DuckDBPyConnection, day: int) -> tuple[object, ...]:
+    """Identify as `sharehub.pipeline.identify` does; return what it wrote."""
+    from linkage.index import assign_person_ids
+    from linkage.review import build_queue
+
+    run = f"run-{day}"
+    ids = assign_person_ids(con, run_id=run, now=pd.Timestamp(f"2026-11-0{day}").to_pydatetime(),
+                            batch_ids=[f"feed/{day}"])  # fmt: skip
+    open_items = build_queue(con, run_id=run, threshold=0.9, review_threshold=0.5)
+    tables = ("person_ids", "id_registry", "person_id_changes", "review_queue", "cluster_edges")
+    rows = [sorted(con.execute(f"SELECT * FROM linkage.{t}").fetchall(), key=repr) for t in tables]
+    return (ids, open_items, *rows)
+
+
+def test_identify_and_cluster_edges_for_reclustered_records_equal_a_full_rebuild(
+    district: pd.DataFrame, model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Days of renames, removals, newcomers, deaths, reactivations, deletions and
+    reviewers' decisions (taken, then reversed): person ids, registry, change log, review
+    queue and cluster edges written for the re-clustered records only are what a full
+    rebuild on the same linkage writes."""
+    import logging
+    import shutil
+
+    from linkage.constraints import decision_edges_sql
+    from linkage.edges import write_cluster_edges
+    from linkage.reclustered import reset_reclustered
+    from linkage.review import constraints
+
+    caplog.set_level(logging.INFO, logger="linkage.index")
+    ids = list(district["unique_id"])
+    day2 = _day2(district)
+    day3 = pd.concat([day2, district[district["unique_id"] == ids[10]]], ignore_index=True)
+    day3.loc[day3["unique_id"] == ids[20], "record_status"] = "active"  # reactivated
+    day3.loc[day3["unique_id"] == ids[40], "record_status"] = "deleted"
+    day3.loc[day3["unique_id"] == ids[50], "record_status"] = "inactive"
+    day4 = day3[day3["unique_id"] != ids[70]].copy()
+    day4.loc[day4["unique_id"] == ids[3], ["name_std", "given_name"]] = (
+        district.loc[district["unique_id"] == ids[3], ["name_std", "given_name"]].to_numpy()
+    )
+
+    db, copy = tmp_path / "scoped.duckdb", tmp_path / "full.duckdb"
+    con = duckdb.connect(str(db))
+    _load(con, district)
+    link(con, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(con, tf_columns(load_model(model)))
+    write_cluster_edges(con, decision_edges_sql(constraints(con)), 0.9)
+    _identify(con, 1)
+    reset_reclustered(con)
+    same = con.execute(  # a link the model made
+        "SELECT unique_id_l, unique_id_r FROM linkage.cluster_edges ORDER BY ALL LIMIT 1"
+    ).fetchall()[0]
+    apart = [r for (r,) in con.execute(  # two persons it kept apart
+        "SELECT min(record_id) FROM linkage.person_ids GROUP BY person_id ORDER BY 1 LIMIT 2"
+    ).fetchall()]  # fmt: skip
+    decisions = {3: [(*same, "no-match"), (*apart, "match")], 4: [(*apart, "no-match")]}
+    for day, frame in ((2, day2), (3, day3), (4, day4)):
+        _load(con, frame)
+        _decide(con, decisions.get(day, []))
+        decided = constraints(con)
+        link_incremental(con, model_path=model, threshold=0.9, review_floor=0.01,
+                         constraints=decided)  # fmt: skip
+        write_fingerprints(con, tf_columns(load_model(model)))
+        con.close()
+        shutil.copy(db, copy)
+        con, full = duckdb.connect(str(db)), duckdb.connect(str(copy))
+        full.execute("DROP TABLE linkage.reclustered")
+        for each in (con, full):
+            write_cluster_edges(each, decision_edges_sql(decided), 0.9)
+        caplog.clear()
+        got, want = _identify(con, day), _identify(full, day)
+        assert "re-clustered records only" in caplog.text
+        for name, a, b in zip(("ids", "open", "person_ids", "registry", "changes", "queue",
+                               "edges"), got, want, strict=True):  # fmt: skip
+            assert a == b, (day, name)
+        full.close()
+        reset_reclustered(con)
+    kinds = {k for (k,) in con.execute("SELECT kind FROM linkage.person_id_changes").fetchall()}
+    assert {"merge", "split"} <= kinds, kinds

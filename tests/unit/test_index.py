@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from datetime import datetime
 
 import duckdb
 import pytest
 
-from linkage.index import assign_person_ids
+from linkage.index import (
+    _candidate,
+    _new_ids,
+    assign_person_ids,
+)
+from linkage.reclustered import note_reclustered, reset_reclustered
 
 
 @pytest.fixture
@@ -165,3 +172,100 @@ def test_settled_persons_keep_their_ids_beside_a_merge_a_split_and_a_newcomer(
     kinds = sorted(kind for _, _, kind in changes(con, "r2"))
     assert kinds == ["merge", "split"]
     assert (result.persons, result.kept, result.new, result.merged, result.split) == (6, 4, 2, 1, 1)
+
+
+def _day(
+    rng: random.Random, clusters: dict[str, str], gone: list[str], day: int
+) -> tuple[dict[str, str], set[str]]:
+    """One day as an incremental linkage re-clusters: a few clusters are taken apart and
+    put together again differently (merges, splits, moves) with newcomers and records
+    coming back, some of their records vanish, every other cluster stays as it was.
+    Returns the new clusters (cluster id: the smallest member, as clustering names them)
+    and the re-clustered set (with the vanished records)."""
+    groups: dict[str, list[str]] = {}
+    for uid, cid in sorted(clusters.items()):
+        groups.setdefault(cid, []).append(uid)
+    touched = rng.sample(sorted(groups), k=min(len(groups), rng.randint(1, 6)))
+    records = [uid for cid in touched for uid in groups[cid]]
+    vanished = set(rng.sample(records, k=rng.randint(0, min(2, len(records)))))
+    back = set(rng.sample(gone, k=min(len(gone), rng.randint(0, 2))))
+    newcomers = {f"n{day}:{i}" for i in range(rng.randint(0, 3))} | back
+    gone[:] = sorted((set(gone) - back) | vanished)
+    pool = sorted((set(records) - vanished) | newcomers)
+    rng.shuffle(pool)
+    after = {uid: cid for uid, cid in clusters.items() if cid not in touched}
+    while pool:
+        part, pool = pool[: rng.randint(1, 4)], pool[rng.randint(1, 4) :]
+        after.update(dict.fromkeys(part, min(part)))
+    return after, set(records) | vanished | newcomers
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[object, ...]], ...]:
+    return tuple(
+        sorted(con.execute(f"SELECT * FROM linkage.{t}").fetchall(), key=repr)
+        for t in ("person_ids", "id_registry", "person_id_changes")
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_assigning_only_the_reclustered_records_equals_assigning_all(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over several days of merges, splits, moves, vanished and returning records, the
+    assignment that weighs only the re-clustered set gives what weighing every cluster
+    gives: person ids, registry, change log and summary."""
+    caplog.set_level(logging.INFO, logger="linkage.index")
+    rng = random.Random(seed)
+    clusters = {}
+    for p in range(40):
+        members = [f"r:{p}:{i}" for i in range(rng.randint(1, 3))]
+        clusters.update(dict.fromkeys(members, min(members)))
+    scoped, whole = duckdb.connect(), duckdb.connect()
+    gone: list[str] = []
+    for day in range(1, 9):
+        changed: set[str] = set()
+        if day > 1:
+            clusters, changed = _day(rng, clusters, gone, day)
+        for con in (scoped, whole):
+            con.execute("CREATE SCHEMA IF NOT EXISTS linkage")
+            cluster(con, sorted(clusters.items()))
+        if day > 1:
+            note_reclustered(scoped, "SELECT * FROM (VALUES " + ", ".join(
+                f"('{uid}')" for uid in sorted(changed)) + ") t(unique_id)")  # fmt: skip
+        caplog.clear()
+        now = datetime(2026, 11, day)
+        got = assign_person_ids(scoped, run_id=f"r{day}", now=now, batch_ids=[f"b{day}"])
+        assert (day > 1) == ("re-clustered records only" in caplog.text)
+        want = assign_person_ids(
+            whole, run_id=f"r{day}", now=now, batch_ids=[f"b{day}"], reclustered=None
+        )
+        assert got == want, day
+        assert _state(scoped) == _state(whole), day
+        reset_reclustered(scoped)
+    kinds = {str(k) for (k,) in whole.execute("SELECT kind FROM linkage.person_id_changes").fetchall()}
+    assert kinds >= {"merge", "split", "move"}, kinds  # the days exercised the carry-forward
+
+
+def test_a_set_that_misses_a_vanished_record_means_assigning_every_record(
+    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster(con, [("a:1", "a:1"), ("a:2", "a:1"), ("b:1", "b:1")])
+    assign_person_ids(con, run_id="r1")
+    reset_reclustered(con)
+    cluster(con, [("a:1", "a:1"), ("b:1", "b:1")])  # a:2 vanished, but nobody noted it
+    assign_person_ids(con, run_id="r2")
+    assert "assigning every record" in caplog.text
+    assert set(ids(con)) == {"a:1", "b:1"}
+
+
+def test_new_ids_are_salted_past_every_issued_one(con: duckdb.DuckDBPyConnection) -> None:
+    """A record back after its id was retired would be given that id again: the next
+    unissued salt is taken instead, found by asking the registry about candidates only."""
+    cluster(con, [("a:1", "c")])
+    assign_person_ids(con, run_id="r1")
+    taken = [_candidate("z:9", salt) for salt in range(6)]
+    con.executemany(
+        "INSERT INTO linkage.id_registry VALUES (?, ?, TIMESTAMP '2026-11-01', NULL, NULL)",
+        [(pid, 100 + n) for n, pid in enumerate(taken)],
+    )
+    assert _new_ids(con, ["z:9", "y:1"]) == [_candidate("z:9", 6), _candidate("y:1", 0)]

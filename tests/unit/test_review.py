@@ -107,6 +107,10 @@ def con() -> duckdb.DuckDBPyConnection:
     """Three clusters: one with a grey-zone pair to a stranger, one holding two valid IDs
     (and a guardian's ID, which conflicts with its record's birth date), and a link above
     the threshold that clustering held apart (f:3 ~ f:6)."""
+    return _world()
+
+
+def _world() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("CREATE SCHEMA linkage")
     con.execute("""CREATE TABLE linkage.person_features AS SELECT * FROM (VALUES
@@ -174,3 +178,49 @@ def test_bad_decisions_are_refused(con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(NotFound, match="f:9"):
         review.decide(con, "f:1,f:9", "match", by="王芳", reason="same")
     assert review.decision_log(con) == []
+
+
+def _day2(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
+    """What an increment does around f:2, f:6 and a newcomer f:7: f:6 gets a valid ID and
+    a strong link to f:2, whose cluster it joins with f:7 (another valid ID: a conflict),
+    and the held-apart link f:3 ~ f:6 weakens into the grey zone; cluster c1 is untouched."""
+    con.execute("UPDATE linkage.person_features SET id_norm = '110105198001010012', "
+                "id_valid = true WHERE unique_id = 'f:6'")  # fmt: skip
+    con.execute("INSERT INTO linkage.person_features VALUES "
+                "('f:7', '110105199001010014', true, false)")  # fmt: skip
+    con.execute("DELETE FROM linkage.clusters WHERE unique_id IN ('f:2', 'f:6')")
+    con.execute("INSERT INTO linkage.clusters VALUES ('f:2', 'f:2'), ('f:6', 'f:2'), ('f:7', 'f:2')")
+    con.execute("DELETE FROM linkage.predictions WHERE unique_id_l IN ('f:2', 'f:6') "
+                "OR unique_id_r IN ('f:2', 'f:6')")  # fmt: skip
+    con.execute("""INSERT INTO linkage.predictions VALUES ('f:2', 'f:6', 9.0, 0.998),
+        ('f:6', 'f:7', 8.0, 0.996), ('f:3', 'f:6', 1.0, 0.66), ('f:1', 'f:2', -3.0, 0.2)""")
+    con.execute("DELETE FROM linkage.person_ids WHERE record_id IN ('f:2', 'f:6')")
+    con.execute("INSERT INTO linkage.person_ids VALUES ('f:2', 'Pf:2'), ('f:6', 'Pf:2'), "
+                "('f:7', 'Pf:2')")  # fmt: skip
+    if scoped:
+        con.execute("CREATE TABLE linkage.reclustered AS SELECT * FROM (VALUES "
+                    "('f:2'), ('f:6'), ('f:7')) t(unique_id)")  # fmt: skip
+
+
+def test_rebuilding_the_queue_around_reclustered_records_equals_a_full_rebuild() -> None:
+    """Items of untouched clusters are kept from the previous queue, the rest computed
+    again: the queue comes out as a full rebuild makes it, first-seen runs included."""
+    queues = []
+    for scoped in (True, False):
+        con = _world()
+        review.build_queue(con, run_id="r1", threshold=0.95)
+        _day2(con, scoped)
+        review.build_queue(con, run_id="r2", threshold=0.95)
+        queues.append(con.execute(f"SELECT * FROM {review.QUEUE}").fetchall())
+        assert not con.execute(
+            "SELECT * FROM information_schema.tables WHERE table_name IN ('_items', '_near')"
+        ).fetchall()
+    assert queues[0] == queues[1]
+    items = {(r[1], r[2], r[3]): r for r in queues[0]}
+    assert set(items) == {
+        ("conflicting_ids", "f:1", "f:4"),  # kept from r1
+        ("conflicting_ids", "f:6", "f:7"),  # new
+        ("grey_pair", "f:3", "f:6"),  # was held apart
+    }
+    assert [items[("conflicting_ids", "f:1", "f:4")][k] for k in (9, 10)] == ["r1", "r2"]
+    assert items[("grey_pair", "f:3", "f:6")][9] == "r1"  # the pair was first seen in r1
