@@ -21,6 +21,7 @@ import logging
 import duckdb
 
 from linkage.houses import HOUSES, MATCHES, OWNER_FEED
+from sharehub.delta import Delta, apply_delta, same_shape, written
 from sharehub.errors import ContractViolation
 from sharehub.warehouse import table_exists
 
@@ -44,21 +45,35 @@ CREATE OR REPLACE TEMP TABLE _links AS
 SELECT l.*, p.person_id, p.record_id IS NOT NULL AS known
 FROM ({_LINKS}) l LEFT JOIN linkage.person_ids p ON p.record_id = l.record_id"""
 
-_RESIDENCE = f"""
-CREATE OR REPLACE TABLE {RESIDENCE} AS
+_RESIDENCE_SELECT = """
 SELECT person_id, house_id, record_id, feed, link_source, role, valid
-FROM _links WHERE known
-ORDER BY house_id, role, record_id"""
+FROM _links WHERE known"""
+_ORDER = "house_id, role, record_id"
 _ORPHANS = "SELECT count(*) FILTER (WHERE NOT known) FROM _links"
 
 
-def build_residence(con: duckdb.DuckDBPyConnection) -> int:
+def _write_residence(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> Delta | None:
+    """Bring ``linkage.residence`` up to date from ``_links``; None when rebuilt.
+
+    Why a delta: a day moves a few percent of the links (new records, changed matches,
+    persons merged or split), and rewriting only their (record, role) rows skips sorting
+    and writing the rest. The table holds the rows a rebuild would give, changed rows last.
+    """
+    if reuse and same_shape(con, RESIDENCE, _RESIDENCE_SELECT):
+        return apply_delta(con, RESIDENCE, _RESIDENCE_SELECT, ("record_id", "role"), order=_ORDER)
+    con.execute(f"CREATE OR REPLACE TABLE {RESIDENCE} AS {_RESIDENCE_SELECT} ORDER BY {_ORDER}")
+    return None
+
+
+def build_residence(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> int:
     """(Re)build ``linkage.residence`` from the house index and person ids; return its rows.
 
     Needs ``linkage.houses`` and ``linkage.house_matches`` (:func:`build_house_index`) and
     ``linkage.person_ids``. A link whose record has no person id is dropped and counted in
     the log: it means the ids are older than the records, and the next identify step fixes
-    it. Replaced in one transaction; the same input gives the same rows in the same order.
+    it. Written in one transaction. With ``reuse`` and a table of a previous build only
+    the links that differ are rewritten; the first build and ``reuse=False`` write it
+    sorted by dwelling, role and record. Either way the same input gives the same rows.
     """
     for table, step in (
         (HOUSES, "build_house_index"),
@@ -70,7 +85,7 @@ def build_residence(con: duckdb.DuckDBPyConnection) -> int:
     con.begin()
     try:
         con.execute(_LINKS_WITH_IDS)
-        con.execute(_RESIDENCE)
+        delta = _write_residence(con, reuse=reuse)
         rows, residents, owners = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE role = 'resident'),
                        count(*) FILTER (WHERE role = 'owner') FROM {RESIDENCE}"""
@@ -88,4 +103,5 @@ def build_residence(con: duckdb.DuckDBPyConnection) -> int:
             orphans,
         )
     log.info("built %s: %d links (%d resident, %d owner)", RESIDENCE, rows, residents, owners)
+    log.info("%s %s", RESIDENCE, written(delta))
     return int(rows)

@@ -28,11 +28,14 @@ TRUTH_COLUMNS = ("feed", "source_key", "true_person_id")
 OPTIONAL_TRUTH_COLUMNS = ("twin_of", "damage")  # written by the generator since issue 4
 SHAREHUB = "sharehub"
 
-# The records every method is scored on: those the published index lists.
+# The records every method is scored on: those the published index lists. Sorted: plain
+# Splink samples rows for training, so its result depends on their order, and the
+# physical order of staging.person_records is not fixed (a daily update appends changes).
 _RECORDS_SQL = """
     SELECT record_id, name, id_number, sex_raw, birth_raw, phone, address
     FROM staging.person_records
     WHERE record_id IN (SELECT record_id FROM shared.person_xref)
+    ORDER BY feed, source_key
 """
 
 

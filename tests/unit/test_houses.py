@@ -401,3 +401,130 @@ def test_records_without_person_id_or_features_are_counted(
     assert "1 house links dropped" in caplog.text
     assert rows == 2  # P1 still links by its code; the owner; M1 has no person id
     assert set(links(con)) == {("ps_population:P1", "resident"), ("ps_housing:H1", "owner")}
+
+
+# --- daily updates in place ------------------------------------------------------------
+
+HOUSE_TABLES = ("linkage.houses", "linkage.house_matches", "linkage.residence")
+
+# Four days of the register and the records: a dwelling deregistered while another takes
+# its address key, then re-registered (the key turns ambiguous); an address changed; an
+# owner named, another emptied; records ended, gone and back; two persons merged, split.
+NEIGHBOUR = "阳光花园1号楼1单元102室"
+DAYS: list[tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]] = [
+    (
+        [house("H1", FLAT), house("H2", "阳光花园1号楼1单元101室"), house("H3", NEIGHBOUR, owner=None)],
+        [person("ca_recipients:M1", "幸福里3-2-501"), person("hw_ehr_person:E1", "阳光花园1-1-102"),
+         person("ps_population:P1", None, house_code="H2"), person("ps_population:P2", FLAT)],
+        {},
+    ),
+    (
+        [house("H1", FLAT, status="deregistered"), house("H2", "阳光花园1栋1单元103室"),
+         house("H3", NEIGHBOUR, owner="李娜"), house("H4", "幸福里3-2-501")],
+        [person("hw_ehr_person:E1", "阳光花园1-1-103"),
+         person("ps_population:P1", None, house_code="H2", status="deregistered"),
+         person("ps_population:P2", FLAT), person("hw_ehr_person:E2", FLAT)],
+        {"ps_population:P1": "PX", "ps_population:P2": "PX"},
+    ),
+    (
+        [house("H1", FLAT), house("H2", "阳光花园1栋1单元103室", owner=None),
+         house("H3", NEIGHBOUR, owner="李娜"), house("H4", "幸福里3-2-501")],
+        [person("ca_recipients:M1", "幸福里3-2-501"), person("hw_ehr_person:E1", "阳光花园1-1-103"),
+         person("ps_population:P1", None, house_code="H2"), person("ps_population:P2", FLAT),
+         person("hw_ehr_person:E2", FLAT)],
+        {},
+    ),
+]  # fmt: skip
+
+
+def fresh() -> Con:
+    con = duckdb.connect()
+    for schema in ("staging", "linkage", "shared"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    return con
+
+
+def content(con: Con) -> dict[str, Any]:
+    """Every house table as a sorted multiset of rows, with its columns and types."""
+    return {
+        t: (
+            con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall(),
+            [tuple(r[:2]) for r in con.execute(f"DESCRIBE {t}").fetchall()],
+        )
+        for t in HOUSE_TABLES
+    }
+
+
+def house_keys(con: Con) -> list[tuple[Any, ...]]:
+    return con.execute(
+        "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+        "WHERE schema_name = 'linkage' AND table_name = 'houses' "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY ALL"
+    ).fetchall()
+
+
+def test_daily_updates_in_place_equal_a_rebuild(con: Con, caplog: pytest.LogCaptureFixture) -> None:
+    keys: list[tuple[Any, ...]] = []
+    for day, (houses, persons, ids) in enumerate([*DAYS, DAYS[-1]]):
+        load(con, houses, persons, ids)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="linkage"):
+            result = build_house_index(con)
+            rows = build_residence(con)
+        logged = caplog.text
+        rebuilt = fresh()  # the same inputs, built from scratch
+        load(rebuilt, houses, persons, ids)
+        assert build_house_index(rebuilt) == result
+        assert build_residence(rebuilt) == rows
+        assert content(con) == content(rebuilt)
+        keys = keys or house_keys(rebuilt)
+        assert house_keys(con) == keys == [("PRIMARY KEY", ["house_id"]), ("UNIQUE", ["house_code"])]
+        assert ("rebuilt" in logged) == (day == 0)
+    # The last day repeated the one before: nothing was rewritten.
+    assert "linkage.houses 0 rewritten (0 rows deleted, 0 inserted), linkage.house_matches 0 " \
+        "rewritten" in logged
+    assert "linkage.residence 0 rewritten" in logged
+    got = links(con)
+    assert result.ambiguous_keys == 1  # H1 came back beside H4: FLAT names two dwellings
+    assert ("ps_population:P2", "resident") not in got
+    assert got[("ps_population:P1", "resident")][1:] == (house_id("H2"), "house_code", True)
+    assert ("ps_housing:H2", "owner") not in got and ("ps_housing:H3", "owner") in got
+
+
+def test_day_two_moves_links_as_a_rebuild_would(con: Con) -> None:
+    for houses, persons, ids in DAYS[:2]:
+        load(con, houses, persons, ids)
+        build(con)
+    got = links(con)
+    # H1 deregistered: H4, active, now holds the key, so FLAT links there by address.
+    assert got[("hw_ehr_person:E2", "resident")] == ("Phw_ehr_person:E2", house_id("H4"),
+                                                     "address_match", True)
+    assert got[("ps_population:P2", "resident")][:2] == ("PX", house_id("H4"))
+    assert got[("ps_population:P1", "resident")] == ("PX", house_id("H2"), "house_code", False)
+    assert got[("hw_ehr_person:E1", "resident")][1] == house_id("H2")  # the changed address
+    assert got[("ps_housing:H1", "owner")][3] is False
+    assert ("ca_recipients:M1", "resident") not in got
+
+
+def test_a_full_build_or_a_table_without_its_keys_is_rebuilt(
+    con: Con, caplog: pytest.LogCaptureFixture
+) -> None:
+    houses, persons, ids = DAYS[0]
+    load(con, houses, persons, ids)
+    build(con)
+    expected = content(con)
+    with caplog.at_level("INFO", logger="linkage"):
+        build_house_index(con, reuse=False)
+        build_residence(con, reuse=False)
+    assert "linkage.houses rebuilt, linkage.house_matches rebuilt" in caplog.text
+    assert "linkage.residence rebuilt" in caplog.text
+    assert content(con) == expected
+    # An index written without its keys (as by hand) is rebuilt, keys included.
+    con.execute("CREATE OR REPLACE TABLE linkage.houses AS SELECT * FROM linkage.houses")
+    assert house_keys(con) == []
+    caplog.clear()
+    with caplog.at_level("INFO", logger="linkage"):
+        build_house_index(con)
+    assert "linkage.houses rebuilt, linkage.house_matches 0 rewritten" in caplog.text
+    assert house_keys(con) == [("PRIMARY KEY", ["house_id"]), ("UNIQUE", ["house_code"])]
+    assert content(con) == expected

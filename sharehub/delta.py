@@ -1,0 +1,120 @@
+"""Bring a derived table up to date with its defining query by rewriting only what changed.
+
+Why: a day's deliveries touch a few percent of the records, yet tables derived from them
+(``staging.person_records``, ``linkage.houses``, ``linkage.house_matches``,
+``linkage.residence``) used to be rebuilt whole every day. Writing two million rows —
+sorting, compressing, building indexes — costs seconds; finding the rows that differ costs
+one pass over both sides hashing each row and one aggregation by key. The table ends up holding exactly the rows the
+query gives, as a multiset, so every reader that does not depend on physical row order
+sees what a rebuild would give. Only the order differs: changed rows are appended.
+
+A changed row goes unseen only if its 64-bit ``hash`` equals that of the row it replaces
+(2^-64 per changed row), the bargain :func:`linkage.changes.fingerprint_sql` already makes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from sharehub.warehouse import one, table_exists
+
+log = logging.getLogger(__name__)
+
+_STALE = "_delta_stale_keys"
+_NEW = "_delta_new_rows"
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What :func:`apply_delta` rewrote: stale rows deleted, fresh rows inserted."""
+
+    keys: int  # keys whose rows differed (appeared, vanished or changed)
+    deleted: int
+    inserted: int
+
+
+def written(delta: Delta | None) -> str:
+    """How a table was written, for the log: ``rebuilt`` (no delta) or what changed."""
+    if delta is None:
+        return "rebuilt"
+    return f"{delta.keys} rewritten ({delta.deleted} rows deleted, {delta.inserted} inserted)"
+
+
+def shape(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    """(column, type) of a table or of a SELECT, in order."""
+    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+
+def same_shape(con: duckdb.DuckDBPyConnection, table: str, query: str) -> bool:
+    """Whether ``table`` exists with exactly the columns (names, types, order) of ``query``.
+
+    Why: a row hash is only comparable between rows of one shape, and a table written by
+    an older version of the code must be rebuilt, not patched.
+    """
+    return table_exists(con, table) and shape(con, table) == shape(con, f"({query})")
+
+
+def _on(key: Sequence[str], left: str, right: str) -> str:
+    # IS NOT DISTINCT FROM: a NULL key is a key like any other, as in a rebuild.
+    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in key)
+
+
+def apply_delta(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    key: Sequence[str],
+    *,
+    order: str,
+    materialize: bool = False,
+) -> Delta:
+    """Make ``table`` hold the rows of ``query``, rewriting only keys whose rows differ.
+
+    A key is stale when the multiset of its row hashes in the table differs from that in
+    the query — a row appeared, changed or vanished, or a duplicate came or went — told
+    by the signed sums of row hashes and of rows per key, in one aggregation over both
+    sides. All rows of a stale key are deleted and the query's rows for it inserted,
+    sorted by ``order``. Deleting first lets a key under a PRIMARY KEY or UNIQUE
+    constraint be rewritten within one transaction.
+
+    ``query`` must give the columns of ``table`` in order (see :func:`same_shape`). It is
+    evaluated twice (hashed, then for the stale keys' rows) unless ``materialize``, which
+    keeps its rows in a temporary table instead: cheaper when the query joins much. The
+    caller owns the transaction, so readers see the old table or the new one.
+    """
+    keys = ", ".join(key)
+    source = f"({query})"
+    if materialize:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {query}")
+        source = _NEW
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_STALE} AS
+            SELECT {keys} FROM (
+                SELECT {keys}, hash(_q)::HUGEINT AS row_hash, 1 AS side FROM {source} _q
+                UNION ALL
+                SELECT {keys}, -hash(_t)::HUGEINT, -1 FROM {table} _t
+            )
+            GROUP BY {keys}
+            HAVING sum(row_hash) <> 0 OR sum(side) <> 0"""
+    )
+    stale = int(one(con, f"SELECT count(*) FROM {_STALE}")[0])
+    deleted = inserted = 0
+    if stale:
+        deleted = int(one(
+            con, f"DELETE FROM {table} _t USING {_STALE} _s WHERE {_on(key, '_t', '_s')}"
+        )[0])  # fmt: skip
+        inserted = int(one(
+            con,
+            f"""INSERT INTO {table}
+                SELECT _q.* FROM {source} _q SEMI JOIN {_STALE} _s ON {_on(key, '_q', '_s')}
+                ORDER BY {order}""",
+        )[0])  # fmt: skip
+    # Not in a finally: after a failed statement the transaction accepts only a rollback,
+    # which drops these temporary tables with everything else.
+    con.execute(f"DROP TABLE {_STALE}")
+    con.execute(f"DROP TABLE IF EXISTS {_NEW}")
+    return Delta(stale, deleted, inserted)
