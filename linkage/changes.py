@@ -5,7 +5,8 @@ Each record keeps two fingerprints: of the staged values standardisation reads
 model compares (``linkage.feature_hashes``, written at the end of each linkage by
 :func:`write_fingerprints`, with the values of the term-frequency columns). The next run
 compares against them: standardisation redoes only new or changed records, and
-`linkage.incremental` scores only records whose features changed.
+`linkage.incremental` scores only records whose features changed. Both tables are then
+updated in the rows of those records only, which leaves them as a full rewrite would.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 from linkage import address_heads
 from linkage.model import REQUIRED_COLUMNS
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 FEATURES = "linkage.person_features"
 FEATURE_HASHES = "linkage.feature_hashes"
 STANDARDISED = "linkage.standardised_inputs"
+# Left by an incremental linkage (`linkage.incremental`) for `write_fingerprints`: the
+# fingerprint rows that changed (feature_hash NULL: the record is gone).
+FINGERPRINT_CHANGES = "_fingerprint_changes"
 # What standardisation reads from staging.person_records (linkage.standardize.records).
 INPUT_COLUMNS = (
     "record_id", "feed", "name", "id_number", "id_type", "sex_raw", "birth_raw", "phone",
@@ -81,74 +86,139 @@ def standardise(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> Standa
     """
     from linkage.standardize import standardize_records
 
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _inputs AS SELECT record_id, "
-        f"{fingerprint_sql(INPUT_COLUMNS)} AS input_hash FROM staging.person_records"
-    )
-    full = full or not (fingerprints_usable(con, STANDARDISED, "input_hash")
-                        and table_exists(con, FEATURES))
-    todo_sql = "SELECT record_id FROM _inputs"
-    if not full:
-        todo_sql = (
-            f"SELECT i.record_id FROM _inputs i LEFT JOIN {STANDARDISED} s USING (record_id) "
-            "WHERE s.input_hash IS DISTINCT FROM i.input_hash"
-        )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _todo AS {todo_sql}")
-    records = con.execute(
-        "SELECT * FROM staging.person_records SEMI JOIN _todo USING (record_id) ORDER BY record_id"
-    ).df()
-    address_heads.load(con)
-    features = standardize_records(records, None if full else _known_addresses(con))
-    con.register("_features", features)
-    con.begin()
+    full = full or not _standardised_in_step(con)
     try:
-        address_heads.store(con)
         if full:
-            con.execute(f"CREATE OR REPLACE TABLE {FEATURES} AS SELECT * FROM _features")
-            removed = 0
-        else:
-            removed = int(con.execute(
-                f"SELECT count(*) FROM {FEATURES} ANTI JOIN _inputs i ON i.record_id = unique_id"
-            ).fetchall()[0][0])  # fmt: skip
             con.execute(
-                f"DELETE FROM {FEATURES} WHERE unique_id IN (SELECT unique_id FROM _features) "
-                "OR unique_id NOT IN (SELECT record_id FROM _inputs)"
+                "CREATE OR REPLACE TEMP TABLE _todo AS SELECT record_id FROM staging.person_records"
             )
-            con.execute(f"INSERT INTO {FEATURES} BY NAME SELECT * FROM _features")
-        con.execute(f"CREATE OR REPLACE TABLE {STANDARDISED} AS SELECT * FROM _inputs")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+        else:
+            _input_changes(con)
+        records = con.execute(
+            "SELECT * FROM staging.person_records SEMI JOIN _todo USING (record_id) "
+            "ORDER BY record_id"
+        ).df()
+        address_heads.load(con)  # jionlp's splits of address heads from earlier runs
+        features = standardize_records(records, None if full else _known_addresses(con, records))
+        con.register("_features", features)
+        try:
+            removed = _write_standardised(con, full)
+        finally:
+            con.unregister("_features")
     finally:
-        con.unregister("_features")
-        con.execute("DROP TABLE IF EXISTS _inputs")
-        con.execute("DROP TABLE IF EXISTS _todo")
+        for table in ("_todo", "_input_changes"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     total = int(con.execute(f"SELECT count(*) FROM {FEATURES}").fetchall()[0][0])
     log.info("standardised %d of %d records (%s), %d removed", len(features), total,
              "full" if full else "incremental", removed)
     return StandardiseResult(total, len(features), removed, full)
 
 
-def _known_addresses(con: duckdb.DuckDBPyConnection) -> dict[str, AddressResult]:
-    """How unchanged records' addresses were standardised, for the address strings of the
-    records about to be standardised (temp table ``_todo``; the others' features are
-    current). Like every incremental step this trusts that the standardiser did not
-    change since; ``--full-relink`` after upgrading it parses everything again."""
-    rows = con.execute(
-        f"""WITH todo AS (
-                SELECT r.address AS a, r.hukou_address AS h
-                FROM staging.person_records r SEMI JOIN _todo USING (record_id)
-            ), wanted AS (SELECT a FROM todo UNION SELECT h FROM todo)
-            SELECT r.address, any_value(f.addr_std), any_value(f.addr_estate),
-                   any_value(f.addr_building), any_value(f.addr_unit), any_value(f.addr_room),
-                   any_value(f.addr_key)
-            FROM staging.person_records r
-            ANTI JOIN _todo t ON t.record_id = r.record_id
-            JOIN {FEATURES} f ON f.unique_id = r.record_id
-            WHERE r.address IN (SELECT a FROM wanted)
-            GROUP BY r.address"""
-    ).fetchall()
+def _inputs_sql() -> str:
+    """Each staged record's fingerprint of the values standardisation reads."""
+    return (
+        f"SELECT record_id, {fingerprint_sql(INPUT_COLUMNS)} AS input_hash "
+        "FROM staging.person_records"
+    )
+
+
+def _standardised_in_step(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``linkage.standardised_inputs`` can say what changed: it holds fingerprints
+    of the current kind and one row per record of ``linkage.person_features``.
+
+    Why the row counts: the increment deletes from the features only the records whose
+    fingerprint changed or went (`_input_changes`), which is right while both tables
+    hold the same records — `standardise` writes them together. Counting costs nothing
+    (table metadata); a table written some other way is standardised afresh.
+    """
+    if not (fingerprints_usable(con, STANDARDISED, "input_hash") and table_exists(con, FEATURES)):
+        return False
+    counts = con.execute(
+        f"SELECT (SELECT count(*) FROM {STANDARDISED}), (SELECT count(*) FROM {FEATURES})"
+    ).fetchall()[0]
+    return bool(counts[0] == counts[1])
+
+
+def _input_changes(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_input_changes`` (record_id, input_hash: NULL for a record gone from
+    staging) of records whose staged values are new, changed or gone, and ``_todo`` (the
+    new or changed ones, to standardise), in one pass over staging and the stored
+    fingerprints; only these few rows are kept, not every record's fingerprint."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _input_changes AS
+            SELECT coalesce(i.record_id, s.record_id) AS record_id, i.input_hash
+            FROM ({_inputs_sql()}) i FULL JOIN {STANDARDISED} s ON s.record_id = i.record_id
+            WHERE i.input_hash IS DISTINCT FROM s.input_hash"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _todo AS "
+        "SELECT record_id FROM _input_changes WHERE input_hash IS NOT NULL"
+    )
+
+
+def _write_standardised(con: duckdb.DuckDBPyConnection, full: bool) -> int:
+    """Write the features of ``_features`` and the staged values' fingerprints in one
+    transaction; return how many records were removed.
+
+    The increment rewrites only the rows of ``_input_changes``: every other record's
+    staged values have the fingerprint stored for it, so its features and fingerprint
+    rows are the ones a full rewrite would produce again.
+    """
+    con.begin()
+    try:
+        address_heads.store(con)
+        if full:
+            con.execute(f"CREATE OR REPLACE TABLE {FEATURES} AS SELECT * FROM _features")
+            con.execute(f"CREATE OR REPLACE TABLE {STANDARDISED} AS {_inputs_sql()}")
+            removed = 0
+        else:
+            removed = int(con.execute(
+                "SELECT count(*) FROM _input_changes WHERE input_hash IS NULL"
+            ).fetchall()[0][0])  # fmt: skip
+            for table, key in ((FEATURES, "unique_id"), (STANDARDISED, "record_id")):
+                con.execute(
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT record_id FROM _input_changes)"
+                )
+            con.execute(f"INSERT INTO {FEATURES} BY NAME SELECT * FROM _features")
+            con.execute(
+                f"INSERT INTO {STANDARDISED} BY NAME SELECT record_id, input_hash "
+                "FROM _input_changes WHERE input_hash IS NOT NULL"
+            )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return removed
+
+
+def _known_addresses(
+    con: duckdb.DuckDBPyConnection, records: pd.DataFrame
+) -> dict[str, AddressResult]:
+    """How unchanged records' addresses were standardised, for the address strings of
+    ``records`` (those about to be standardised, temp table ``_todo``; the others'
+    features are current). Like every incremental step this trusts that the
+    standardiser did not change since; ``--full-relink`` after upgrading it parses
+    everything again.
+
+    The strings come from ``records``, already read, rather than from staging again.
+    """
+    strings = pd.concat([records["address"], records["hukou_address"]]).dropna().unique()
+    if not len(strings):
+        return {}
+    con.register("_wanted", pd.DataFrame({"a": [str(a) for a in strings]}))
+    try:
+        rows = con.execute(
+            f"""SELECT r.address, any_value(f.addr_std), any_value(f.addr_estate),
+                       any_value(f.addr_building), any_value(f.addr_unit),
+                       any_value(f.addr_room), any_value(f.addr_key)
+                FROM staging.person_records r
+                ANTI JOIN _todo t ON t.record_id = r.record_id
+                JOIN {FEATURES} f ON f.unique_id = r.record_id
+                WHERE r.address IN (SELECT a FROM _wanted)
+                GROUP BY r.address"""
+        ).fetchall()
+    finally:
+        con.unregister("_wanted")
     return {
         str(a): AddressResult(std, estate=estate, building=building, unit=unit, room=room, key=key)
         for a, std, estate, building, unit, room, key in rows
@@ -160,14 +230,70 @@ def value_sql(column: str) -> str:
     return f"NULLIF(trim(CAST({column} AS VARCHAR)), '')"
 
 
-def write_fingerprints(con: duckdb.DuckDBPyConnection, tf_columns: Sequence[str] = ()) -> None:
+def write_fingerprints(
+    con: duckdb.DuckDBPyConnection, tf_columns: Sequence[str] = (), *, incremental: bool = False
+) -> None:
     """Remember the features the current predictions and clusters were built from, and
-    the values of the term-frequency columns (whose counts the next increment compares)."""
+    the values of the term-frequency columns (whose counts the next increment compares).
+
+    ``incremental``: apply the rows an incremental linkage found changed
+    (`FINGERPRINT_CHANGES`) instead of rewriting all, when they are there and have the
+    columns a full rewrite would give; every other record's features are those its
+    stored row was computed from, so the table ends equal to a full rewrite.
+    """
     values = "".join(f", {value_sql(c)} AS {c}" for c in tf_columns)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {FEATURE_HASHES} AS SELECT unique_id AS record_id, "
-        f"{fingerprint_sql(MODEL_COLUMNS)} AS feature_hash, record_status{values} FROM {FEATURES}"
+    select = (
+        f"SELECT unique_id AS record_id, {fingerprint_sql(MODEL_COLUMNS)} AS feature_hash, "
+        f"record_status{values} FROM {FEATURES}"
     )
+    try:
+        if incremental and _changes_apply(con, select):
+            _apply_fingerprint_changes(con)
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {FEATURE_HASHES} AS {select}")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {FINGERPRINT_CHANGES}")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+
+def _changes_apply(con: duckdb.DuckDBPyConnection, select: str) -> bool:
+    """Whether the stored fingerprints and the changes left by the linkage both have the
+    columns (and types) of a full rewrite — a model with other term-frequency columns
+    or a warehouse of an older kind is rewritten in full."""
+    if not table_exists(con, FEATURE_HASHES) or not _temp_table_exists(con, FINGERPRINT_CHANGES):
+        return False
+    wanted = _columns(con, select)
+    have = dict(_columns(con, FINGERPRINT_CHANGES))
+    return _columns(con, FEATURE_HASHES) == wanted and all(have.get(n) == t for n, t in wanted)
+
+
+def _temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]
+    ).fetchall())  # fmt: skip
+
+
+def _apply_fingerprint_changes(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace the stored rows of changed records and drop those of removed ones, in one
+    transaction."""
+    names = ", ".join(n for n, _ in _columns(con, FEATURE_HASHES))
+    con.begin()
+    try:
+        con.execute(
+            f"DELETE FROM {FEATURE_HASHES} "
+            f"WHERE record_id IN (SELECT record_id FROM {FINGERPRINT_CHANGES})"
+        )
+        con.execute(
+            f"INSERT INTO {FEATURE_HASHES} ({names}) SELECT {names} "
+            f"FROM {FINGERPRINT_CHANGES} WHERE feature_hash IS NOT NULL"
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def tf_columns(model: dict[str, object]) -> list[str]:

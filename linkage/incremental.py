@@ -45,6 +45,7 @@ import duckdb
 from linkage.changes import (
     FEATURE_HASHES,
     FEATURES,
+    FINGERPRINT_CHANGES,
     MODEL_COLUMNS,
     fingerprint_sql,
     tf_columns,
@@ -98,56 +99,27 @@ def _diff(
     Why ``_tf`` apart: a frequency adjusts only pairs that agree exactly on the value
     (`linkage.model`), and both records of such a pair hold it, so only pairs among the
     holders are scored again (`_score_changed`), not each holder against the district.
+
+    Also leaves `linkage.changes.FINGERPRINT_CHANGES` (the new fingerprint rows of new,
+    changed and status-changed records, and the ids of removed ones) for
+    `linkage.changes.write_fingerprints` to apply once the linkage is written.
     """
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fp AS
-            SELECT f.unique_id, {fingerprint_sql(MODEL_COLUMNS, "f")} AS feature_hash,
-                   f.record_status, h.feature_hash AS old_hash, h.record_status AS old_status
-            FROM {FEATURES} f LEFT JOIN {FEATURE_HASHES} h ON h.record_id = f.unique_id"""
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _rescore AS SELECT unique_id FROM _fp "
-        "WHERE old_hash IS DISTINCT FROM feature_hash"
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _status AS SELECT unique_id FROM _fp "
-        "WHERE old_hash = feature_hash AND old_status IS DISTINCT FROM record_status"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _removed AS SELECT record_id AS unique_id "
-        f"FROM {FEATURE_HASHES} ANTI JOIN _fp ON _fp.unique_id = record_id"
-    )
-    con.execute("DROP TABLE _fp")
+    stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
+    _fingerprint_changes(con, tf_cols)
+    for table, rows in (
+        ("_rescore", "features_changed AND feature_hash IS NOT NULL"),
+        ("_status", "NOT features_changed"),
+        ("_removed", "feature_hash IS NULL"),
+    ):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT record_id AS unique_id "
+            f"FROM {FINGERPRINT_CHANGES} WHERE {rows}"
+        )
     changed = int(con.execute("SELECT count(*) FROM _rescore").fetchall()[0][0])
     con.execute("CREATE OR REPLACE TEMP TABLE _tf (unique_id VARCHAR)")
-    stored = {str(r[0]) for r in con.execute(f"DESCRIBE {FEATURE_HASHES}").fetchall()}
-    for col in [c for c in tf_cols if c in stored]:
-        # A name (or phone) whose count changed changes the term-frequency adjustment of
-        # every pair agreeing on it by |log2(count now / count then)| bits, so the records
-        # carrying it are scored again — unless that is within TF_TOLERANCE_BITS, which
-        # `_rescore_near_boundaries` then allows for.
-        con.execute(
-            f"""INSERT INTO _tf
-            WITH touched AS (SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed),
-            cand AS (
-                SELECT {value_sql(col)} AS v FROM {FEATURES} SEMI JOIN touched USING (unique_id)
-                UNION SELECT {col} FROM {FEATURE_HASHES} h
-                SEMI JOIN touched t ON t.unique_id = h.record_id
-            ),
-            cur AS (SELECT {value_sql(col)} AS v, count(*) AS n FROM {FEATURES} GROUP BY 1),
-            old AS (SELECT {col} AS v, count(*) AS n FROM {FEATURE_HASHES} GROUP BY 1),
-            moved AS (
-                SELECT v FROM cand LEFT JOIN cur USING (v) LEFT JOIN old USING (v)
-                WHERE v IS NOT NULL AND cur.n IS DISTINCT FROM old.n
-                  AND (cur.n IS NULL OR old.n IS NULL
-                       OR abs(log2(cur.n / old.n)) > {TF_TOLERANCE_BITS!r})
-            )
-            SELECT f.unique_id FROM {FEATURES} f
-            WHERE {value_sql("f." + col)} IN (SELECT v FROM moved)
-              AND f.unique_id NOT IN (SELECT unique_id FROM _rescore)
-              AND f.unique_id NOT IN (SELECT unique_id FROM _tf)"""
-        )
-    _rescore_near_boundaries(con, [c for c in tf_cols if c in stored], boundaries, predictions_table)
+    adjusted = [c for c in tf_cols if c in stored]
+    totals = _tf_moved(con, adjusted)
+    _rescore_near_boundaries(con, totals, boundaries, predictions_table)
     if boundaries:
         _rescore_held_apart(con, boundaries[0], predictions_table)
     con.execute("DELETE FROM _tf WHERE unique_id IN (SELECT unique_id FROM _rescore)")
@@ -156,6 +128,100 @@ def _diff(
         "(SELECT count(*) FROM _status), (SELECT count(*) FROM _removed)"
     ).fetchall()[0]
     return changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])
+
+
+def _fingerprint_changes(con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]) -> None:
+    """Temp table `FINGERPRINT_CHANGES`: the fingerprint row (as
+    `linkage.changes.write_fingerprints` writes it) of every record whose model features
+    or status differ from the stored fingerprints, the id (alone) of every record gone,
+    and whether its features changed (true for new and gone records).
+
+    Why only those rows, in one pass: the next steps and the fingerprints' update need
+    nothing else, and writing the two million unchanged ones to a temp table, then
+    joining them again to find the removed, was most of the cost.
+    """
+    raw = "".join(f", f.{c}" for c in tf_cols)
+    values = "".join(f", {value_sql(c)} AS {c}" for c in tf_cols)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {FINGERPRINT_CHANGES} AS
+            SELECT record_id, CASE WHEN NOT gone THEN feature_hash END AS feature_hash,
+                   record_status{values},
+                   gone OR old_hash IS DISTINCT FROM feature_hash AS features_changed
+            FROM (
+                SELECT coalesce(f.unique_id, h.record_id) AS record_id,
+                       f.unique_id IS NULL AS gone,
+                       {fingerprint_sql(MODEL_COLUMNS, "f")} AS feature_hash,
+                       f.record_status{raw}, h.feature_hash AS old_hash,
+                       h.record_status AS old_status
+                FROM {FEATURES} f FULL JOIN {FEATURE_HASHES} h ON h.record_id = f.unique_id
+            )
+            WHERE gone OR old_hash IS DISTINCT FROM feature_hash
+               OR old_status IS DISTINCT FROM record_status"""
+    )
+
+
+def _tf_moved(
+    con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Fill ``_tf`` with the holders of a value of ``tf_cols`` whose count moved by more
+    than ``TF_TOLERANCE_BITS``; return per column (non-null values then, now).
+
+    A name (or phone) whose count changed changes the term-frequency adjustment of every
+    pair agreeing on it by |log2(count now / count then)| bits, so the records carrying
+    it are scored again — unless that is within TF_TOLERANCE_BITS, which
+    `_rescore_near_boundaries` then allows for.
+
+    Why the stored values and not all current features: a record whose fingerprint is
+    unchanged holds the values stored with it, so a count now is the count then, less
+    the stored values of changed and removed records, plus the changed records' new
+    values. Only those few values are counted, and holders are looked up among the
+    stored values, instead of grouping every record's values twice per column.
+    """
+    if not tf_cols:
+        return {}
+    touched = f"(SELECT record_id FROM {FINGERPRINT_CHANGES} WHERE features_changed)"
+    deltas = " UNION ALL ".join(
+        f"""SELECT '{c}' AS col, {c} AS v, 1 AS d FROM {FINGERPRINT_CHANGES}
+            WHERE features_changed AND feature_hash IS NOT NULL
+            UNION ALL SELECT '{c}', h.{c}, -1 FROM {FEATURE_HASHES} h
+            SEMI JOIN {touched} t ON t.record_id = h.record_id"""
+        for c in tf_cols
+    )
+    olds = " UNION ALL ".join(
+        f"SELECT '{c}' AS col, {c} AS v, count(*) AS n FROM {FEATURE_HASHES} "
+        f"WHERE {c} IN (SELECT v FROM _tf_delta WHERE col = '{c}') GROUP BY {c}"
+        for c in tf_cols
+    )
+    holders = " OR ".join(
+        f"h.{c} IN (SELECT v FROM _tf_counts WHERE col = '{c}' AND moved)" for c in tf_cols
+    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _tf_delta AS SELECT col, v, sum(d) AS d "
+            f"FROM ({deltas}) WHERE v IS NOT NULL GROUP BY col, v"
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _tf_counts AS
+                SELECT col, v, d, old.n AS old_n,
+                       NULLIF(CAST(coalesce(old.n, 0) + d AS BIGINT), 0) AS cur_n,
+                       d <> 0 AND (cur_n IS NULL OR old_n IS NULL
+                                   OR abs(log2(cur_n / old_n)) > {TF_TOLERANCE_BITS!r}) AS moved
+                FROM _tf_delta LEFT JOIN ({olds}) old USING (col, v)"""
+        )
+        con.execute(
+            f"""INSERT INTO _tf SELECT h.record_id FROM {FEATURE_HASHES} h
+                WHERE ({holders}) AND h.record_id NOT IN {touched}"""
+        )
+        then = con.execute(
+            "SELECT " + ", ".join(f"count({c})" for c in tf_cols) + f" FROM {FEATURE_HASHES}"
+        ).fetchall()[0]
+        moved = dict(con.execute("SELECT col, sum(d) FROM _tf_delta GROUP BY col").fetchall())
+    finally:
+        con.execute("DROP TABLE IF EXISTS _tf_delta")
+        con.execute("DROP TABLE IF EXISTS _tf_counts")
+    return {
+        c: (int(n), int(n) + int(moved.get(c) or 0)) for c, n in zip(tf_cols, then, strict=True)
+    }
 
 
 def _rescore_held_apart(
@@ -181,12 +247,13 @@ def _rescore_held_apart(
 
 def _rescore_near_boundaries(
     con: duckdb.DuckDBPyConnection,
-    tf_cols: Sequence[str],
+    totals: dict[str, tuple[int, int]],
     boundaries: Sequence[float],
     predictions_table: str,
 ) -> None:
     """Add to ``_rescore`` the records of pairs whose weight lies within the drift of a
-    boundary (the match threshold, the review threshold).
+    boundary (the match threshold, the review threshold); ``totals`` gives per
+    term-frequency column the non-null values then and now (`_tf_moved`).
 
     Every frequency is a count over all non-null values, so a day's new records shift
     every frequency-adjusted weight by up to |log2(total now / total then)| bits per
@@ -195,11 +262,7 @@ def _rescore_near_boundaries(
     side of a threshold than a full re-link would put it.
     """
     drift = 0.0
-    for col in tf_cols:
-        now, then = con.execute(
-            f"SELECT (SELECT count({value_sql(col)}) FROM {FEATURES}), "
-            f"(SELECT count({col}) FROM {FEATURE_HASHES})"
-        ).fetchall()[0]
+    for then, now in totals.values():
         if now and then:
             drift += abs(math.log2(now / then)) + TF_TOLERANCE_BITS
     weights = [math.log2(p / (1 - p)) for p in boundaries if 0 < p < 1]
@@ -225,14 +288,21 @@ def _score_changed(
 ) -> str:
     """Score ``_rescore`` records of ``full_input`` against the others and among themselves,
     and ``_tf`` records among themselves; return a temp table shaped like
-    ``predictions_table`` (unique_id_l < unique_id_r)."""
+    ``predictions_table`` (unique_id_l < unique_id_r).
+
+    Why the others are a view and the scored records tables: Splink reads the others
+    (all but a few thousand records) twice, joining them to a few candidate pairs, which
+    cost less than copying them; the few scored records it reads many times.
+    """
     from splink import DuckDBAPI, Linker
 
     model = load_model(model_path)
     tag = uuid.uuid4().hex[:8]
     new_in, old_in, tf_in, out = (f"__sharehub_{n}_{tag}" for n in ("new", "old", "tf", "scored"))
     con.execute(f"CREATE TEMP TABLE {new_in} AS SELECT * FROM {full_input} SEMI JOIN _rescore USING (unique_id)")
-    con.execute(f"CREATE TEMP TABLE {old_in} AS SELECT * FROM {full_input} ANTI JOIN _rescore USING (unique_id)")
+    con.execute(
+        f"CREATE TEMP VIEW {old_in} AS SELECT * FROM {full_input} ANTI JOIN _rescore USING (unique_id)"
+    )
     con.execute(f"CREATE TEMP TABLE {tf_in} AS SELECT * FROM {full_input} SEMI JOIN _tf USING (unique_id)")
     columns = [str(r[0]) for r in con.execute(f"DESCRIBE {predictions_table}").fetchall()]
     select = []
@@ -243,8 +313,10 @@ def _score_changed(
             select.append(f"CASE WHEN unique_id_l > unique_id_r THEN {other} ELSE {column} END AS {column}")
         else:
             select.append(column)
+    # whether any record is not scored again (a LIMIT, not a count of the whole view)
     n_new, n_old, n_tf = (
-        int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in (new_in, old_in, tf_in)
+        int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
+        for t in (new_in, f"(SELECT 1 FROM {old_in} LIMIT 1)", tf_in)
     )
     db_api = DuckDBAPI(connection=con)
     try:
@@ -275,7 +347,8 @@ def _score_changed(
         raise LinkageError(f"incremental prediction with {model_path} failed: {exc}") from exc
     finally:
         db_api.delete_tables_created_by_splink_from_db()
-        for table in (new_in, old_in, tf_in):
+        con.execute(f"DROP VIEW IF EXISTS {old_in}")
+        for table in (new_in, tf_in):
             drop_input_table(con, table)
     return out
 

@@ -330,7 +330,9 @@ def record_run(
     from linkage.review import last_decision_no
 
     con.execute(_RUNS_DDL)
-    write_fingerprints(con, tf_columns(load_model(model_path)))
+    # an increment's changes (left by `linkage.incremental`) update them; a full run rewrites
+    tf_cols = tf_columns(load_model(model_path))
+    write_fingerprints(con, tf_cols, incremental=link_plan.incremental)
     con.execute(
         f"INSERT INTO {LINK_RUNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [run_id, link_plan.mode, link_plan.reason, now, _model_sha256(model_path), threshold,

@@ -8,6 +8,9 @@ who is somebody's second health record, and a death (deregistered).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -16,7 +19,17 @@ import pytest
 from test_linkage_model import _load, build_district
 
 from linkage import incremental
-from linkage.changes import standardise, tf_columns, write_fingerprints
+from linkage.changes import (
+    FEATURE_HASHES,
+    FEATURES,
+    MODEL_COLUMNS,
+    STANDARDISED,
+    fingerprint_sql,
+    standardise,
+    tf_columns,
+    value_sql,
+    write_fingerprints,
+)
 from linkage.incremental import link_incremental
 from linkage.predict import link, plan, record_run
 from linkage.standardize import PERSON_RECORD_COLUMNS
@@ -110,6 +123,12 @@ def _day2(district: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([day2[day2["unique_id"] != removed], twin], ignore_index=True)
 
 
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[tuple[str, str]], Counter[tuple[object, ...]]]:
+    """A table's columns (name, type) and rows as a multiset: what a rebuild must equal."""
+    columns = [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    return columns, Counter(con.execute(f"SELECT * FROM {table}").fetchall())
+
+
 def _partition(con: duckdb.DuckDBPyConnection) -> set[frozenset[str]]:
     groups: dict[str, set[str]] = {}
     for uid, cid in con.execute("SELECT unique_id, cluster_id FROM linkage.clusters").fetchall():
@@ -145,6 +164,10 @@ def test_incremental_linkage_equals_a_full_relink(district: pd.DataFrame, model:
     assert set(inc_pairs) == set(full_pairs)
     # pairs not scored again keep yesterday's total count of names: close, not identical
     assert max(abs(inc_pairs[k] - full_pairs[k]) for k in full_pairs) < 0.002
+    # as `record_run` does next: the changes the linkage found update the fingerprints
+    write_fingerprints(inc, tf_columns(load_model(model)), incremental=True)
+    write_fingerprints(full, tf_columns(load_model(model)))
+    assert _rows(inc, FEATURE_HASHES) == _rows(full, FEATURE_HASHES)
     left = inc.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%splink%' "
         "OR table_name LIKE '\\_\\_sharehub%' ESCAPE '\\' OR table_name LIKE '\\_%' ESCAPE '\\'"
@@ -316,3 +339,203 @@ def test_identify_and_cluster_edges_for_reclustered_records_equal_a_full_rebuild
         reset_reclustered(con)
     kinds = {k for (k,) in con.execute("SELECT kind FROM linkage.person_id_changes").fetchall()}
     assert {"merge", "split"} <= kinds, kinds
+
+
+# --------------------------------------------------------------- several deliveries
+
+
+def _edit(frame: pd.DataFrame, uid: str, **values: object) -> None:
+    for column, value in values.items():
+        frame.loc[frame["unique_id"] == uid, column] = value
+
+
+def _days(district: pd.DataFrame) -> list[pd.DataFrame]:
+    """Three deliveries after day 1: corrections, ends (deregistered, deleted, inactive),
+    a reactivation, a removal and a return, newcomers, and a phone that now repeats."""
+    ids = list(district["unique_id"])
+    phone_of = dict(zip(district["unique_id"], district["phone_std"], strict=True))
+    day = _day2(district)  # a rename, a removal, a second health record, a death
+    _edit(day, ids[5], phone_std=phone_of[ids[40]])
+    _edit(day, ids[7], record_status="inactive")
+    days = [day.copy()]
+    # the dead record reactivated, the removed one back, a birth corrected, a soft delete
+    day = pd.concat([day, district[district["unique_id"] == ids[10]]], ignore_index=True)
+    _edit(day, ids[20], record_status="active")
+    _edit(day, ids[41], birth_date=date(1990, 5, 2), birth_ym="1990-05")
+    _edit(day, ids[50], record_status="deleted")
+    day = day[day["unique_id"] != ids[60]].reset_index(drop=True)
+    days.append(day.copy())
+    # only a status back to active and a blank phone (blank counts as missing)
+    _edit(day, ids[7], record_status="active")
+    _edit(day, ids[70], phone_std=" ")
+    days.append(day)
+    return days
+
+
+def _diff_counting_everything(
+    con: duckdb.DuckDBPyConnection, tf_cols: list[str], boundaries: tuple[float, float]
+) -> dict[str, set[str]]:
+    """What `incremental._diff` must find, from its definitions: every record's
+    fingerprint compared, and every name's and phone's count over all records now and
+    at the last linkage (what `_diff` computed before it kept only the changes)."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fp AS
+            SELECT f.unique_id, {fingerprint_sql(MODEL_COLUMNS, "f")} AS feature_hash,
+                   f.record_status, h.feature_hash AS old_hash, h.record_status AS old_status
+            FROM {FEATURES} f LEFT JOIN {FEATURE_HASHES} h ON h.record_id = f.unique_id"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rescore AS "
+        "SELECT unique_id FROM _fp WHERE old_hash IS DISTINCT FROM feature_hash"
+    )
+    ids = {str(r[0]) for r in con.execute("SELECT unique_id FROM _fp").fetchall()}
+    stored = dict(con.execute(f"SELECT record_id, feature_hash FROM {FEATURE_HASHES}").fetchall())
+    changed = {str(r[0]) for r in con.execute("SELECT unique_id FROM _rescore").fetchall()}
+    removed = set(stored) - ids
+    con.execute("CREATE OR REPLACE TEMP TABLE _tf (unique_id VARCHAR)")
+    totals = {}
+    for col in tf_cols:
+        now = dict(con.execute(f"SELECT unique_id, {value_sql(col)} FROM {FEATURES}").fetchall())
+        then = dict(con.execute(f"SELECT record_id, {col} FROM {FEATURE_HASHES}").fetchall())
+        count_now = Counter(v for v in now.values() if v is not None)
+        count_then = Counter(v for v in then.values() if v is not None)
+        touched = changed | removed
+        candidates = {now.get(u) for u in touched} | {then.get(u) for u in touched}
+        moved = {
+            v for v in candidates - {None}
+            if count_now[v] != count_then[v] and (
+                not count_now[v] or not count_then[v]
+                or abs(math.log2(count_now[v] / count_then[v])) > incremental.TF_TOLERANCE_BITS)
+        }  # fmt: skip
+        holders = [(u,) for u, v in now.items() if v in moved and u not in changed]
+        if holders:
+            con.executemany("INSERT INTO _tf VALUES (?)", holders)
+        totals[col] = (count_then.total(), count_now.total())
+    incremental._rescore_near_boundaries(con, totals, boundaries, "linkage.predictions")
+    incremental._rescore_held_apart(con, boundaries[0], "linkage.predictions")
+    def ids(sql: str) -> set[str]:
+        return {str(r[0]) for r in con.execute(sql).fetchall()}
+
+    rescore = ids("SELECT unique_id FROM _rescore")
+    found = {
+        "changed": changed,
+        "removed": removed,
+        "status": ids("SELECT unique_id FROM _fp WHERE old_hash = feature_hash "
+                      "AND old_status IS DISTINCT FROM record_status"),
+        "rescore": rescore,
+        "tf": ids("SELECT unique_id FROM _tf") - rescore,
+    }
+    for table in ("_fp", "_rescore", "_tf"):
+        con.execute(f"DROP TABLE {table}")
+    return found
+
+
+def _found(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    def ids(table: str) -> set[str]:
+        return {str(r[0]) for r in con.execute(f"SELECT unique_id FROM {table}").fetchall()}
+
+    return {"rescore": ids("_rescore"), "tf": ids("_tf"), "status": ids("_status"),
+            "removed": ids("_removed")}  # fmt: skip
+
+
+def test_each_delivery_links_as_counting_everything_and_as_a_full_relink(
+    district: pd.DataFrame, model: Path
+) -> None:
+    tf_cols = tf_columns(load_model(model))
+    boundaries = (0.9, 0.5)
+    inc = duckdb.connect()
+    _load(inc, district)
+    link(inc, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(inc, tf_cols)
+    for day in _days(district):
+        _load(inc, day)
+        expected = _diff_counting_everything(inc, tf_cols, boundaries)
+        counts = incremental._diff(inc, tf_cols, boundaries)
+        found = _found(inc)
+        assert {k: found[k] for k in ("rescore", "tf", "status", "removed")} == {
+            k: expected[k] for k in ("rescore", "tf", "status", "removed")
+        }
+        assert counts == (len(expected["changed"]), len(expected["rescore"]) + len(expected["tf"])
+                          - len(expected["changed"]), len(expected["status"]), len(expected["removed"]))  # fmt: skip
+        for table in ("_rescore", "_tf", "_status", "_removed", "_fingerprint_changes"):
+            inc.execute(f"DROP TABLE {table}")
+
+        link_incremental(inc, model_path=model, threshold=0.9, review_floor=0.01,
+                         review_threshold=boundaries[1])  # fmt: skip
+        # the changes the linkage found are what updates the fingerprints
+        assert inc.execute("SELECT count(*) FROM _fingerprint_changes").fetchall()[0][0] > 0
+        write_fingerprints(inc, tf_cols, incremental=True)
+        full = duckdb.connect()
+        _load(full, day)
+        link(full, TABLE, model_path=model, threshold=0.9)
+        write_fingerprints(full, tf_cols)
+        assert _rows(inc, FEATURE_HASHES) == _rows(full, FEATURE_HASHES)
+        assert _partition(inc) == _partition(full)
+        inc_pairs, full_pairs = _pairs(inc), _pairs(full)
+        assert set(inc_pairs) == set(full_pairs)
+        assert max(abs(inc_pairs[k] - full_pairs[k]) for k in full_pairs) < 0.002
+
+
+def test_fingerprints_are_rewritten_in_full_when_the_changes_do_not_fit(
+    district: pd.DataFrame, model: Path
+) -> None:
+    tf_cols = tf_columns(load_model(model))
+    day = _days(district)[0]
+    con = duckdb.connect()
+    _load(con, district)
+    link(con, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(con)  # an older kind: no term-frequency values stored
+    _load(con, day)
+    link_incremental(con, model_path=model, threshold=0.9, review_floor=0.01)
+    write_fingerprints(con, tf_cols, incremental=True)
+    full = duckdb.connect()
+    _load(full, day)
+    write_fingerprints(full, tf_cols)
+    assert _rows(con, FEATURE_HASHES) == _rows(full, FEATURE_HASHES)
+    # no changes left by a linkage (a full one, or another process): rewritten in full
+    _load(con, _days(district)[1])
+    _load(full, _days(district)[1])
+    write_fingerprints(con, tf_cols, incremental=True)
+    write_fingerprints(full, tf_cols)
+    assert _rows(con, FEATURE_HASHES) == _rows(full, FEATURE_HASHES)
+
+
+ZHAO = {"record_id": "hw_ehr_person:6", "feed": "hw_ehr_person", "name": "赵强",
+        "phone": "13900139000", "address": "北京市朝阳区幸福里小区3号楼2单元501室",
+        "record_status": "active"}  # fmt: skip
+DELIVERIES = [
+    [ZHANG, LI, WANG, ZHAO],
+    # an end (注销), a new phone, a removal, a newcomer at a known address
+    [{**ZHANG, "record_status": "deregistered"}, {**LI, "phone": "13900139000"}, ZHAO,
+     {**ZHAO, "record_id": "hw_ehr_person:7", "name": "赵小强"}],
+    # the end undone, the removed record back, a soft delete, a move
+    [ZHANG, {**LI, "phone": "13900139000", "address": "北京市朝阳区光明路8号"}, WANG,
+     {**ZHAO, "record_status": "deleted"}, {**ZHAO, "record_id": "hw_ehr_person:7", "name": "赵小强"}],
+    # nothing new
+    [ZHANG, {**LI, "phone": "13900139000", "address": "北京市朝阳区光明路8号"}, WANG,
+     {**ZHAO, "record_status": "deleted"}, {**ZHAO, "record_id": "hw_ehr_person:7", "name": "赵小强"}],
+]  # fmt: skip
+
+
+def test_standardising_each_delivery_equals_standardising_it_afresh() -> None:
+    con = duckdb.connect()
+    done = []
+    for rows in DELIVERIES:
+        _stage(con, rows)
+        result = standardise(con)
+        done.append((result.standardised, result.removed))
+        afresh = duckdb.connect()
+        _stage(afresh, rows)
+        assert standardise(afresh).full
+        for table in (FEATURES, STANDARDISED):
+            assert _rows(con, table) == _rows(afresh, table)
+    assert done == [(4, 0), (3, 1), (4, 0), (0, 0)]
+
+
+def test_features_written_elsewhere_are_standardised_afresh() -> None:
+    con = duckdb.connect()
+    _stage(con, DELIVERIES[0])
+    standardise(con)
+    con.execute(f"DELETE FROM {FEATURES} WHERE unique_id = 'ps_population:1'")
+    again = standardise(con)
+    assert (again.full, again.standardised, again.records) == (True, 4, 4)
