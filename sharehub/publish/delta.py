@@ -90,12 +90,13 @@ def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
 
 
-def _rows_hash(con: duckdb.DuckDBPyConnection, relation: str, keys: str, key: tuple[str, ...]) -> int:
-    """``bit_xor`` of the hashes of ``relation``'s rows at the keys in ``keys``."""
-    return int(con.execute(
-        f"SELECT coalesce(bit_xor(hash(t)), 0) FROM {relation} t "
+def _at_keys(con: duckdb.DuckDBPyConnection, relation: str, keys: str, key: tuple[str, ...]) -> tuple[int, int]:
+    """(rows, ``bit_xor`` of their hashes) of ``relation`` at the keys in ``keys``."""
+    rows, hashed = con.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {relation} t "
         f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
-    ).fetchall()[0][0])  # fmt: skip
+    ).fetchall()[0]
+    return int(rows), int(hashed)
 
 
 def apply_in_place(
@@ -122,15 +123,12 @@ def apply_in_place(
     before, wanted = _count(con, published), _count(con, candidate)
     for grouped in (False, True):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS {_diff_sql(candidate, published, key, grouped)}")
-        going, coming = (
-            _count(con, f"{rel} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})")
-            for rel in (published, candidate)
-        )
+        # the changed keys lie in scope, so the table's rows there are the published ones
+        (going, gone_hash), (coming, new_hash) = (_at_keys(con, rel, keys, key) for rel in (table, candidate))
         # Unless the candidate holds a published row twice, the rewritten keys account
         # for every difference in length; otherwise compare grouped rows.
         if before - going + coming == wanted:
             break
-    hashes = [_rows_hash(con, rel, keys, key) for rel in (table, candidate)]
     deleted = int(con.execute(
         f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
     ).fetchall()[0][0])  # fmt: skip
@@ -139,7 +137,7 @@ def apply_in_place(
         f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 'c')})"
     ).fetchall()[0][0])  # fmt: skip
     log.info("shared.%s changed in place: %d rows deleted, %d inserted", name, deleted, inserted)
-    return Delta(table, keys, deleted, inserted, hashes[0], hashes[1])
+    return Delta(table, keys, deleted, inserted, gone_hash, new_hash)
 
 
 def changed_rows(delta: Delta, key: tuple[str, ...], alias: str = "t") -> str:
