@@ -7,11 +7,11 @@ from datetime import datetime
 
 import duckdb
 import pytest
+from test_publish_validation import SHARED, district, snapshot
 
 from sharehub.errors import PublishAborted
 from sharehub.publish import publish
 from sharehub.publish.delta import apply_in_place, changed_rows
-from tests.unit.test_publish_validation import SHARED, district, snapshot
 
 ROWS = [("a", 1, "x"), ("b", 2, "y"), ("c", 3, "z"), ("d", 4, "w")]
 
