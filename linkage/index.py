@@ -111,16 +111,16 @@ def _new_ids(con: duckdb.DuckDBPyConnection, seeds: Sequence[str]) -> list[str]:
     checked = {*first, *again}
     ids: list[str] = []
     given: set[str] = set()
-    for seed in seeds:
+    for seed, candidate in zip(seeds, first, strict=True):
         salt = 0
         while True:
-            candidate = _candidate(seed, salt)
             if candidate not in checked:
                 issued |= _registered(con, [candidate])
                 checked.add(candidate)
             if candidate not in issued and candidate not in given:
                 break
             salt += 1
+            candidate = _candidate(seed, salt)
         given.add(candidate)
         ids.append(candidate)
     return ids
