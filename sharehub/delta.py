@@ -58,9 +58,13 @@ def same_shape(con: duckdb.DuckDBPyConnection, table: str, query: str) -> bool:
     return table_exists(con, table) and shape(con, table) == shape(con, f"({query})")
 
 
-def _on(key: Sequence[str], left: str, right: str) -> str:
-    # IS NOT DISTINCT FROM: a NULL key is a key like any other, as in a rebuild.
-    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in key)
+def same_key(key: Sequence[str], left: str, right: str) -> str:
+    """SQL: rows ``left`` and ``right`` have the same ``key`` (quoted column names).
+
+    IS NOT DISTINCT FROM: a NULL key is a key like any other, as in a rebuild."""
+    return " AND ".join(
+        f'{left}."{k}" IS NOT DISTINCT FROM {right}."{k}"' for k in (c.replace('"', '""') for c in key)
+    )
 
 
 def apply_delta(
@@ -105,12 +109,12 @@ def apply_delta(
     deleted = inserted = 0
     if stale:
         deleted = int(one(
-            con, f"DELETE FROM {table} _t USING {_STALE} _s WHERE {_on(key, '_t', '_s')}"
+            con, f"DELETE FROM {table} _t USING {_STALE} _s WHERE {same_key(key, '_t', '_s')}"
         )[0])  # fmt: skip
         inserted = int(one(
             con,
             f"""INSERT INTO {table}
-                SELECT _q.* FROM {source} _q SEMI JOIN {_STALE} _s ON {_on(key, '_q', '_s')}
+                SELECT _q.* FROM {source} _q SEMI JOIN {_STALE} _s ON {same_key(key, '_q', '_s')}
                 ORDER BY {order}""",
         )[0])  # fmt: skip
     # Not in a finally: after a failed statement the transaction accepts only a rollback,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from sharehub.delta import same_key, shape
 from sharehub.publish.expectations import quote
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ class Delta:
     inserted_hash: int = 0
 
 
-def _same_key(key: tuple[str, ...], a: str, b: str) -> str:
-    return " AND ".join(f"{a}.{quote(k)} IS NOT DISTINCT FROM {b}.{quote(k)}" for k in key)
-
-
 def keys_table(name: str) -> str:
     """The temp table holding the changed keys of shared table ``name``."""
     return f"_delta_keys_{name}"
@@ -58,11 +55,7 @@ def keys_table(name: str) -> str:
 def same_columns(con: duckdb.DuckDBPyConnection, a: str, b: str) -> bool:
     """Whether two relations have the same column names and types, in the same order
     (row hashes are only comparable then)."""
-
-    def described(relation: str) -> list[tuple[object, ...]]:
-        return [tuple(r[:2]) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
-
-    return described(a) == described(b)
+    return shape(con, a) == shape(con, b)
 
 
 def _diff_sql(candidate: str, published: str, key: tuple[str, ...], grouped: bool) -> str:
@@ -78,11 +71,11 @@ def _diff_sql(candidate: str, published: str, key: tuple[str, ...], grouped: boo
     if grouped:
         n = f"SELECT {cols}, count(*) AS rows, bit_xor(hash(c)) AS h FROM {candidate} c GROUP BY ALL"
         o = f"SELECT {cols}, count(*) AS rows, bit_xor(hash(p)) AS h FROM {published} p GROUP BY ALL"
-        on, differ = _same_key(key, "n", "o"), "n.h IS DISTINCT FROM o.h OR n.rows IS DISTINCT FROM o.rows"
+        on, differ = same_key(key, "n", "o"), "n.h IS DISTINCT FROM o.h OR n.rows IS DISTINCT FROM o.rows"
     else:
         n = f"SELECT {cols}, hash(c) AS h FROM {candidate} c"
         o = f"SELECT {cols}, hash(p) AS h FROM {published} p"
-        on, differ = _same_key(key, "n", "o") + " AND n.h = o.h", "n.h IS NULL OR o.h IS NULL"
+        on, differ = same_key(key, "n", "o") + " AND n.h = o.h", "n.h IS NULL OR o.h IS NULL"
     return f"SELECT DISTINCT {picked} FROM ({n}) n FULL JOIN ({o}) o ON {on} WHERE {differ}"
 
 
@@ -94,7 +87,7 @@ def _at_keys(con: duckdb.DuckDBPyConnection, relation: str, keys: str, key: tupl
     """(rows, ``bit_xor`` of their hashes) of ``relation`` at the keys in ``keys``."""
     rows, hashed = con.execute(
         f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {relation} t "
-        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
+        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {same_key(key, 'd', 't')})"
     ).fetchall()[0]
     return int(rows), int(hashed)
 
@@ -118,7 +111,7 @@ def apply_in_place(
     table, keys = f"shared.{name}", keys_table(name)
     published = (
         f"(SELECT * FROM {table} t WHERE EXISTS (SELECT 1 FROM ({scope}) s WHERE "
-        f"{_same_key(key, 's', 't')}))" if scope else table
+        f"{same_key(key, 's', 't')}))" if scope else table
     )  # fmt: skip
     before, wanted = _count(con, published), _count(con, candidate)
     for grouped in (False, True):
@@ -130,11 +123,11 @@ def apply_in_place(
         if before - going + coming == wanted:
             break
     deleted = int(con.execute(
-        f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 't')})"
+        f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {same_key(key, 'd', 't')})"
     ).fetchall()[0][0])  # fmt: skip
     inserted = int(con.execute(
         f"INSERT INTO {table} SELECT c.* FROM {candidate} c "
-        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {_same_key(key, 'd', 'c')})"
+        f"WHERE EXISTS (SELECT 1 FROM {keys} d WHERE {same_key(key, 'd', 'c')})"
     ).fetchall()[0][0])  # fmt: skip
     log.info("shared.%s changed in place: %d rows deleted, %d inserted", name, deleted, inserted)
     return Delta(table, keys, deleted, inserted, gone_hash, new_hash)
@@ -142,4 +135,4 @@ def apply_in_place(
 
 def changed_rows(delta: Delta, key: tuple[str, ...], alias: str = "t") -> str:
     """Condition on ``alias`` holding for the rows ``delta`` wrote (`expectations.batch_sql`)."""
-    return f"EXISTS (SELECT 1 FROM {delta.keys} d WHERE {_same_key(key, 'd', alias)})"
+    return f"EXISTS (SELECT 1 FROM {delta.keys} d WHERE {same_key(key, 'd', alias)})"

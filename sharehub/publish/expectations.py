@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from sharehub.delta import shape
 from sharehub.errors import PublishAborted
 from sharehub.publish.contract import Link, SharedContract, shared_contract
 
@@ -366,11 +367,8 @@ def _run(source: Any, name: str, frame: Any, suite: ExpectationSuite, index: Ite
 
 
 def _same_columns(con: duckdb.DuckDBPyConnection, a: str, b: str) -> bool:
-    def described(relation: str) -> list[tuple[Any, ...]]:
-        return [tuple(r[:2]) for r in con.execute(f"DESCRIBE {relation}").fetchall()]
-
     try:
-        return described(a) == described(b)
+        return shape(con, a) == shape(con, b)
     except duckdb.Error:  # the baseline table does not exist
         return False
 
