@@ -58,6 +58,30 @@ def write_cluster_edges(
         con.execute("DROP TABLE IF EXISTS _near")
 
 
+def reweigh_edges(con: duckdb.DuckDBPyConnection, pairs_table: str, threshold: float) -> None:
+    """Give the model edges of ``pairs_table``'s pairs (re-weighted kept pairs,
+    `linkage.reweight`) their new weight and probability, where the pair was and still
+    is at or above ``threshold``.
+
+    Why only those: such a link keeps its cluster (`linkage.incremental`), so its edge
+    stays and only its figures change; a link that crossed the threshold re-clustered its
+    records, whose edges `write_cluster_edges` computes afresh. Without this the
+    published strongest link of a record (``shared.person_xref``) would keep an old
+    probability after a change of names' frequencies.
+    """
+    if not table_exists(con, "linkage.cluster_edges"):
+        return
+    con.execute(
+        f"""UPDATE linkage.cluster_edges e
+            SET match_weight = w.match_weight, match_probability = w.match_probability
+            FROM {pairs_table} w
+            WHERE e.evidence = 'model' AND e.unique_id_l = w.unique_id_l
+              AND e.unique_id_r = w.unique_id_r
+              AND w.match_probability >= ? AND w.old_match_probability >= ?""",
+        [threshold, threshold],
+    )
+
+
 def _edges_sql(pairs: str, clusters: str, decisions_sql: str) -> str:
     """SQL: the links of ``pairs`` at or above the threshold (the parameter) and the forced
     ones, whose two records share a cluster of ``clusters``."""

@@ -18,10 +18,14 @@ compares (``linkage.feature_hashes``, written at the end of each linkage). A run
    are exactly what a full run would give.
 
 Term frequencies (of names and phones) are computed from all current records, as a full
-run does. A name whose count changed by more than ``TF_TOLERANCE_BITS`` changes the weight
-of every pair agreeing on it, so the records carrying it are scored again too. Pairs kept
-from earlier days still see the old *total* count and the old count of common names — a
-drift of |log2(total now / total then)| + ``TF_TOLERANCE_BITS`` bits per adjusted column —
+run does. A name whose count changed changes the weight of every pair agreeing on it:
+stored pairs agreeing on it are brought to today's frequency by arithmetic
+(`linkage.reweight`, the SQL Splink itself uses), and where a count *fell* by more than
+``TF_TOLERANCE_BITS`` — so that pairs below the review floor may rise above it, which
+arithmetic on stored pairs cannot find — its holders are scored again among themselves.
+A re-weighted link re-clusters its records only when it crosses the match threshold.
+Pairs kept from earlier days still see the old *total* count — a drift of
+|log2(total now / total then)| + ``TF_TOLERANCE_BITS`` bits per adjusted column at most —
 so the records of pairs within that drift of the match threshold or the review threshold
 are scored again as well: no kept pair can land on the other side of a threshold than a
 full re-link would put it. Clustering also compares links with each other (ID splits,
@@ -53,7 +57,9 @@ from linkage.changes import (
 )
 from linkage.cluster import cluster_pairs, component_closure
 from linkage.constraints import Constraints, decision_edges_sql, held_apart_sql
+from linkage.edges import reweigh_edges
 from linkage.model import create_input_table, drop_input_table
+from linkage.reweight import MOVED_VALUES, REWEIGHTED, reweight_kept_pairs, weight_parts
 from linkage.train import load_model
 from sharehub.errors import LinkageError
 
@@ -72,12 +78,13 @@ class IncrementalResult:
 
     records: int
     changed: int
-    rescored: int  # changed, and unchanged records whose name/phone frequency moved
+    rescored: int  # changed, and unchanged records whose name/phone frequency fell
     status_changed: int
     removed: int
     scored_pairs: int
     reclustered: int
     clusters: int
+    reweighted_pairs: int = 0  # kept pairs brought to today's frequencies (linkage.reweight)
 
     @property
     def predicted_pairs(self) -> int:
@@ -117,6 +124,7 @@ def _diff(
         )
     changed = int(con.execute("SELECT count(*) FROM _rescore").fetchall()[0][0])
     con.execute("CREATE OR REPLACE TEMP TABLE _tf (unique_id VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MOVED_VALUES} (col VARCHAR, v VARCHAR, cur_n BIGINT)")
     adjusted = [c for c in tf_cols if c in stored]
     totals = _tf_moved(con, adjusted)
     _rescore_near_boundaries(con, totals, boundaries, predictions_table)
@@ -163,13 +171,17 @@ def _fingerprint_changes(con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str])
 def _tf_moved(
     con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
-    """Fill ``_tf`` with the holders of a value of ``tf_cols`` whose count moved by more
-    than ``TF_TOLERANCE_BITS``; return per column (non-null values then, now).
+    """Fill ``_tf`` with the holders of a value of ``tf_cols`` whose count fell by more
+    than ``TF_TOLERANCE_BITS``, and `linkage.reweight.MOVED_VALUES` with the other values
+    whose count moved (col, v, cur_n); return per column (non-null values then, now).
 
     A name (or phone) whose count changed changes the term-frequency adjustment of every
-    pair agreeing on it by |log2(count now / count then)| bits, so the records carrying
-    it are scored again — unless that is within TF_TOLERANCE_BITS, which
-    `_rescore_near_boundaries` then allows for.
+    pair agreeing on it by |log2(count now / count then)| bits. Stored pairs are
+    re-weighted by arithmetic (`linkage.reweight`); but when a count fell, pairs below the
+    review floor rise and may cross it, and arithmetic cannot find pairs that were not
+    stored, so the holders of such a value are scored again among themselves — unless
+    the rise is within TF_TOLERANCE_BITS, which `_rescore_near_boundaries` allows for. A
+    count that rose only lowers weights: a pair below the floor stays below it.
 
     Why the stored values and not all current features: a record whose fingerprint is
     unchanged holds the values stored with it, so a count now is the count then, less
@@ -200,13 +212,18 @@ def _tf_moved(
             f"CREATE OR REPLACE TEMP TABLE _tf_delta AS SELECT col, v, sum(d) AS d "
             f"FROM ({deltas}) WHERE v IS NOT NULL GROUP BY col, v"
         )
+        # only values held before and now have holders whose fingerprint is unchanged
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _tf_counts AS
                 SELECT col, v, d, old.n AS old_n,
                        NULLIF(CAST(coalesce(old.n, 0) + d AS BIGINT), 0) AS cur_n,
-                       d <> 0 AND (cur_n IS NULL OR old_n IS NULL
-                                   OR abs(log2(cur_n / old_n)) > {TF_TOLERANCE_BITS!r}) AS moved
+                       d < 0 AND cur_n IS NOT NULL
+                       AND log2(old_n / cur_n) > {TF_TOLERANCE_BITS!r} AS moved
                 FROM _tf_delta LEFT JOIN ({olds}) old USING (col, v)"""
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {MOVED_VALUES} AS SELECT col, v, cur_n FROM _tf_counts "
+            "WHERE d <> 0 AND old_n IS NOT NULL AND cur_n IS NOT NULL AND NOT moved"
         )
         con.execute(
             f"""INSERT INTO _tf SELECT h.record_id FROM {FEATURE_HASHES} h
@@ -222,6 +239,17 @@ def _tf_moved(
     return {
         c: (int(n), int(n) + int(moved.get(c) or 0)) for c, n in zip(tf_cols, then, strict=True)
     }
+
+
+def _totals_now(con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]) -> dict[str, int]:
+    """Non-null values of each term-frequency column now: the frequencies' denominator,
+    counted as Splink counts it (over the model's projection of every current record)."""
+    if not tf_cols:
+        return {}
+    row = con.execute(
+        "SELECT " + ", ".join(f"count({value_sql(c)})" for c in tf_cols) + f" FROM {FEATURES}"
+    ).fetchall()[0]
+    return {c: int(n) for c, n in zip(tf_cols, row, strict=True)}
 
 
 def _rescore_held_apart(
@@ -375,53 +403,86 @@ def link_incremental(
 
     constraints = constraints or Constraints()
     boundaries = (threshold, REVIEW_THRESHOLD if review_threshold is None else review_threshold)
-    changed, for_tf, status_changed, removed = _diff(
-        con, tf_columns(load_model(model_path)), boundaries, predictions_table
-    )
+    model = load_model(model_path)
+    tf_cols = tf_columns(model)
+    changed, for_tf, status_changed, removed = _diff(con, tf_cols, boundaries, predictions_table)
     # the model's projection, as the full path clusters it (blank status = NULL, …)
     full_input = create_input_table(con, FEATURES)
     tag = uuid.uuid4().hex[:8]
     recs, pairs = f"__sharehub_recs_{tag}", f"__sharehub_pairs_{tag}"
     scored = reach = out = None
+    floor = min(review_floor, threshold)
+    parts = weight_parts(model, floor)
     try:
-        scored = _score_changed(
-            con, full_input, model_path, min(review_floor, threshold), predictions_table
-        )
+        scored = _score_changed(con, full_input, model_path, floor, predictions_table)
         touched = "(SELECT unique_id FROM _rescore UNION ALL SELECT unique_id FROM _removed)"
         # pairs scored again: any with a touched record, and those between two _tf records
         redone = (f"(unique_id_l IN {touched} OR unique_id_r IN {touched} OR "
                   "(unique_id_l IN (SELECT unique_id FROM _tf) "
                   "AND unique_id_r IN (SELECT unique_id FROM _tf)))")  # fmt: skip
+        # kept pairs agreeing on a value whose count moved: today's frequency, by arithmetic
+        reweighted = reweight_kept_pairs(
+            con, parts, predictions_table=predictions_table,
+            holders_table=FEATURE_HASHES, totals=_totals_now(con, tf_cols), excluded=redone,
+        )  # fmt: skip
         decided = ", ".join("('" + u.replace("'", "''") + "')" for u in sorted(constraints.records()))
-        seeds = f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _tf UNION ALL SELECT unique_id FROM _status" + (
+        # A re-weighted link that crosses the threshold changes the links clustering sees.
+        # One that stays above it changes no cluster: weights steer clustering only in a
+        # component with a link held apart (an ID split, an ambiguous attachment), whose
+        # clusters `_rescore_held_apart` sent to be scored afresh (so it is no re-weighted
+        # pair, and its component is re-clustered); its cluster edge is updated below.
+        crossing = " UNION ALL ".join(
+            f"SELECT {side} FROM {REWEIGHTED} WHERE (match_probability >= {threshold!r}) "
+            f"<> (old_match_probability >= {threshold!r})"
+            for side in ("unique_id_l", "unique_id_r")
+        )
+        seeds = (f"{touched[1:-1]} UNION ALL SELECT unique_id FROM _tf UNION ALL "
+                 f"SELECT unique_id FROM _status UNION ALL {crossing}") + (
             f" UNION ALL SELECT * FROM (VALUES {decided}) AS d(unique_id)" if decided else ""
         )
         # old links too: a component a changed record used to hold together is re-clustered
         links = " UNION ALL ".join([
             f"SELECT unique_id_l, unique_id_r FROM {t} WHERE match_probability >= {threshold!r}"
-            for t in (predictions_table, scored)
+            for t in (predictions_table, scored, REWEIGHTED)
         ] + [decision_edges_sql(constraints)])  # fmt: skip
         reach = component_closure(con, seeds, links)
         con.execute(f"CREATE TEMP TABLE {recs} AS SELECT * FROM {full_input} SEMI JOIN {reach} USING (unique_id)")
         con.execute(
             f"""CREATE TEMP TABLE {pairs} AS
-                SELECT unique_id_l, unique_id_r, match_probability FROM {predictions_table}
+                SELECT unique_id_l, unique_id_r, match_probability FROM {predictions_table} p
                 WHERE unique_id_l IN (SELECT unique_id FROM {reach}) AND NOT {redone}
+                AND NOT EXISTS (SELECT 1 FROM {REWEIGHTED} w WHERE w.unique_id_l = p.unique_id_l
+                                AND w.unique_id_r = p.unique_id_r)
+                UNION ALL
+                SELECT unique_id_l, unique_id_r, match_probability FROM {REWEIGHTED}
+                WHERE unique_id_l IN (SELECT unique_id FROM {reach}) AND match_weight >= ?
                 UNION ALL
                 SELECT unique_id_l, unique_id_r, match_probability FROM {scored}
-                WHERE unique_id_l IN (SELECT unique_id FROM {reach})"""
+                WHERE unique_id_l IN (SELECT unique_id FROM {reach})""",
+            [parts.floor_weight],
         )
         out = cluster_pairs(con, pairs, recs, threshold=threshold, constraints=constraints)
         # pairs and clusters change together (see linkage.cluster.write_tables)
         con.begin()
         try:
             con.execute(f"DELETE FROM {predictions_table} WHERE {redone}")
+            con.execute(
+                f"DELETE FROM {predictions_table} p WHERE EXISTS (SELECT 1 FROM {REWEIGHTED} w "
+                "WHERE w.unique_id_l = p.unique_id_l AND w.unique_id_r = p.unique_id_r)"
+            )
             con.execute(f"INSERT INTO {predictions_table} BY NAME SELECT * FROM {scored}")
+            # a pair that fell below the floor is not kept, as a full run does not keep it
+            con.execute(
+                f"INSERT INTO {predictions_table} BY NAME SELECT * EXCLUDE (old_match_probability) "
+                f"FROM {REWEIGHTED} WHERE match_weight >= ?",
+                [parts.floor_weight],
+            )
             con.execute(
                 f"DELETE FROM {clusters_table} WHERE unique_id IN (SELECT unique_id FROM {reach}) "
                 f"OR unique_id NOT IN (SELECT unique_id FROM {FEATURES})"
             )
             con.execute(f"INSERT INTO {clusters_table} SELECT unique_id, cluster_id FROM {out}")
+            reweigh_edges(con, REWEIGHTED, threshold)
             # for identify, the review queue and cluster edges: who may have moved
             note_reclustered(con, f"SELECT unique_id FROM {reach} UNION SELECT unique_id FROM _removed")
             con.commit()
@@ -434,13 +495,14 @@ def link_incremental(
             f"(SELECT count(DISTINCT cluster_id) FROM {clusters_table})"
         ).fetchall()[0]
     finally:
-        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_tf", "_status", "_removed"):
+        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_tf", "_status",
+                      "_removed", REWEIGHTED, MOVED_VALUES):  # fmt: skip
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
     result = IncrementalResult(
         records=int(counts[2]), changed=changed, rescored=changed + for_tf,
         status_changed=status_changed, removed=removed, scored_pairs=int(counts[0]),
-        reclustered=int(counts[1]), clusters=int(counts[3]),
+        reclustered=int(counts[1]), clusters=int(counts[3]), reweighted_pairs=reweighted,
     )  # fmt: skip
     log.info("incremental linkage: %s", result)
     return result

@@ -32,6 +32,7 @@ from linkage.changes import (
 )
 from linkage.incremental import link_incremental
 from linkage.predict import link, plan, record_run
+from linkage.reweight import MOVED_VALUES
 from linkage.standardize import PERSON_RECORD_COLUMNS
 from linkage.train import load_model, train_model
 
@@ -80,20 +81,29 @@ def test_changes_are_sorted_into_rescored_status_only_and_removed() -> None:
     con = duckdb.connect()
     zhao = {"record_id": "hw_ehr_person:6", "feed": "hw_ehr_person", "name": "赵强",
             "phone": "13900139000", "record_status": "active"}  # fmt: skip
-    _stage(con, [ZHANG, LI, WANG, zhao])
+    # qian shares LI's phone on day 1; LI moves to zhao's phone on day 2
+    qian = {"record_id": "hw_ehr_person:7", "feed": "hw_ehr_person", "name": "钱坤",
+            "phone": "13800138000", "record_status": "active"}  # fmt: skip
+    _stage(con, [ZHANG, LI, WANG, zhao, qian])
     standardise(con)
     write_fingerprints(con, ["name_std", "phone_std"])
     newcomer = {**WANG, "record_id": "ca_recipients:5"}
     _stage(con, [{**ZHANG, "record_status": "deregistered"}, {**LI, "phone": "13900139000"},
-                 newcomer, zhao])  # fmt: skip
+                 newcomer, zhao, qian])  # fmt: skip
     standardise(con)
-    # changed: LI and the newcomer; for frequencies: 赵强, whose phone LI now shares
-    # (王芳's name count is unchanged: one left, one came); status: ZHANG; removed: WANG
+    # changed: LI and the newcomer; for frequencies: 钱坤, whose phone's count fell (LI
+    # left it), and 赵强, whose phone's count rose (王芳's name count is unchanged: one
+    # left, one came); status: ZHANG; removed: WANG
     assert incremental._diff(con, ["name_std", "phone_std"]) == (2, 1, 1, 1)
     rescored = {r[0] for r in con.execute("SELECT unique_id FROM _rescore").fetchall()}
     assert rescored == {"hw_ehr_person:2", "ca_recipients:5"}
-    # 赵强 is scored again only against the other holders of his phone's moved count
-    assert con.execute("SELECT unique_id FROM _tf").fetchall() == [("hw_ehr_person:6",)]
+    # a count that fell may lift pairs below the floor above it: 钱坤 is scored again
+    # against the other holders of his phone
+    assert con.execute("SELECT unique_id FROM _tf").fetchall() == [("hw_ehr_person:7",)]
+    # a count that rose only lowers weights: 赵强's stored pairs are re-weighted instead
+    assert con.execute(f"SELECT * FROM {MOVED_VALUES}").fetchall() == [
+        ("phone_std", "13900139000", 2)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +183,59 @@ def test_incremental_linkage_equals_a_full_relink(district: pd.DataFrame, model:
         "OR table_name LIKE '\\_\\_sharehub%' ESCAPE '\\' OR table_name LIKE '\\_%' ESCAPE '\\'"
     ).fetchall()
     assert left == []
+
+
+def test_reweighted_pairs_equal_a_full_rescore(district: pd.DataFrame, model: Path) -> None:
+    """A day that moves the counts of a common name and a common phone but not the totals:
+    every kept pair on those values is re-weighted by arithmetic (`linkage.reweight`),
+    and with no drift in the totals every pair must equal a full re-link's, not just be
+    close to it."""
+    names = ["name_std", "surname", "given_name", "name_pinyin", "surname_pinyin", "given_pinyin"]
+    common_name = district["name_std"].value_counts().index[0]
+    common_phone = district["phone_std"].value_counts().index[0]
+    rare = district[
+        district["name_std"].map(district["name_std"].value_counts()).eq(1)
+        & district["phone_std"].map(district["phone_std"].value_counts()).eq(1)
+    ]["unique_id"].tolist()
+    template = district[district["name_std"] == common_name].iloc[0]
+    day2 = district.copy()
+    _edit(day2, rare[0], **{c: template[c] for c in names})  # a common name one more
+    _edit(day2, rare[1], phone_std=common_phone)  # a common phone one more
+    from linkage.constraints import Constraints, decision_edges_sql
+    from linkage.edges import write_cluster_edges
+    from linkage.reclustered import reset_reclustered
+
+    no_decisions = decision_edges_sql(Constraints())
+    inc = duckdb.connect()
+    _load(inc, district)
+    link(inc, TABLE, model_path=model, threshold=0.9)
+    write_fingerprints(inc, tf_columns(load_model(model)))
+    write_cluster_edges(inc, no_decisions, 0.9)
+    reset_reclustered(inc)
+    _load(inc, day2)
+    result = link_incremental(inc, model_path=model, threshold=0.9, review_floor=0.01)
+    assert result.changed == 2 and result.reweighted_pairs > 0
+    assert result.rescored == 2  # counts only rose or vanished: nobody else is scored again
+    # links that stayed above the threshold re-cluster nobody (only the 2 changed records'
+    # components are), yet their edges carry the new figures
+    assert result.reclustered < 10
+    write_cluster_edges(inc, no_decisions, 0.9)
+
+    full = duckdb.connect()
+    _load(full, day2)
+    link(full, TABLE, model_path=model, threshold=0.9)
+    write_cluster_edges(full, no_decisions, 0.9)
+    assert _partition(inc) == _partition(full)
+    edges = "SELECT * FROM linkage.cluster_edges ORDER BY unique_id_l, unique_id_r, evidence"
+    inc_edges, full_edges = inc.execute(edges).fetchall(), full.execute(edges).fetchall()
+    assert len(inc_edges) == len(full_edges)
+    for a, b in zip(inc_edges, full_edges, strict=True):
+        assert a == pytest.approx(b, abs=1e-9), (a, b)
+    sql = "SELECT * EXCLUDE (match_key) FROM linkage.predictions ORDER BY unique_id_l, unique_id_r"
+    inc_rows, full_rows = inc.execute(sql).fetchall(), full.execute(sql).fetchall()
+    assert [r[:4] for r in inc_rows] == [r[:4] for r in full_rows]
+    for a, b in zip(inc_rows, full_rows, strict=True):
+        assert a == pytest.approx(b, abs=1e-9), (a, b)
 
 
 def test_nothing_changed_rescores_nothing(district: pd.DataFrame, model: Path) -> None:
@@ -394,6 +457,7 @@ def _diff_counting_everything(
     removed = set(stored) - ids
     con.execute("CREATE OR REPLACE TEMP TABLE _tf (unique_id VARCHAR)")
     totals = {}
+    reweigh: set[tuple[str, str, int]] = set()
     for col in tf_cols:
         now = dict(con.execute(f"SELECT unique_id, {value_sql(col)} FROM {FEATURES}").fetchall())
         then = dict(con.execute(f"SELECT record_id, {col} FROM {FEATURE_HASHES}").fetchall())
@@ -401,15 +465,20 @@ def _diff_counting_everything(
         count_then = Counter(v for v in then.values() if v is not None)
         touched = changed | removed
         candidates = {now.get(u) for u in touched} | {then.get(u) for u in touched}
-        moved = {
+        # a count that fell beyond the tolerance: holders scored again among themselves
+        fell = {
             v for v in candidates - {None}
-            if count_now[v] != count_then[v] and (
-                not count_now[v] or not count_then[v]
-                or abs(math.log2(count_now[v] / count_then[v])) > incremental.TF_TOLERANCE_BITS)
+            if 0 < count_now[v] < count_then[v]
+            and math.log2(count_then[v] / count_now[v]) > incremental.TF_TOLERANCE_BITS
         }  # fmt: skip
-        holders = [(u,) for u, v in now.items() if v in moved and u not in changed]
+        holders = [(u,) for u, v in now.items() if v in fell and u not in changed]
         if holders:
             con.executemany("INSERT INTO _tf VALUES (?)", holders)
+        # any other move of a count held before and now: stored pairs re-weighted
+        reweigh |= {
+            (col, v, count_now[v]) for v in candidates - {None} - fell
+            if count_now[v] != count_then[v] and count_now[v] and count_then[v]
+        }  # fmt: skip
         totals[col] = (count_then.total(), count_now.total())
     incremental._rescore_near_boundaries(con, totals, boundaries, "linkage.predictions")
     incremental._rescore_held_apart(con, boundaries[0], "linkage.predictions")
@@ -424,6 +493,7 @@ def _diff_counting_everything(
                       "AND old_status IS DISTINCT FROM record_status"),
         "rescore": rescore,
         "tf": ids("SELECT unique_id FROM _tf") - rescore,
+        "reweigh": reweigh,
     }
     for table in ("_fp", "_rescore", "_tf"):
         con.execute(f"DROP TABLE {table}")
@@ -435,7 +505,8 @@ def _found(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
         return {str(r[0]) for r in con.execute(f"SELECT unique_id FROM {table}").fetchall()}
 
     return {"rescore": ids("_rescore"), "tf": ids("_tf"), "status": ids("_status"),
-            "removed": ids("_removed")}  # fmt: skip
+            "removed": ids("_removed"),
+            "reweigh": set(con.execute(f"SELECT col, v, cur_n FROM {MOVED_VALUES}").fetchall())}  # fmt: skip
 
 
 def test_each_delivery_links_as_counting_everything_and_as_a_full_relink(
@@ -452,12 +523,12 @@ def test_each_delivery_links_as_counting_everything_and_as_a_full_relink(
         expected = _diff_counting_everything(inc, tf_cols, boundaries)
         counts = incremental._diff(inc, tf_cols, boundaries)
         found = _found(inc)
-        assert {k: found[k] for k in ("rescore", "tf", "status", "removed")} == {
-            k: expected[k] for k in ("rescore", "tf", "status", "removed")
+        assert {k: found[k] for k in ("rescore", "tf", "status", "removed", "reweigh")} == {
+            k: expected[k] for k in ("rescore", "tf", "status", "removed", "reweigh")
         }
         assert counts == (len(expected["changed"]), len(expected["rescore"]) + len(expected["tf"])
                           - len(expected["changed"]), len(expected["status"]), len(expected["removed"]))  # fmt: skip
-        for table in ("_rescore", "_tf", "_status", "_removed", "_fingerprint_changes"):
+        for table in ("_rescore", "_tf", "_status", "_removed", "_fingerprint_changes", MOVED_VALUES):
             inc.execute(f"DROP TABLE {table}")
 
         link_incremental(inc, model_path=model, threshold=0.9, review_floor=0.01,
