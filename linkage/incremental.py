@@ -19,10 +19,11 @@ compares (``linkage.feature_hashes``, written at the end of each linkage). A run
 
 Term frequencies (of names and phones) are computed from all current records, as a full
 run does. A name whose count changed changes the weight of every pair agreeing on it:
-stored pairs agreeing on it are brought to today's frequency by arithmetic
-(`linkage.reweight`, the SQL Splink itself uses), and where a count *fell* by more than
-``TF_TOLERANCE_BITS`` — so that pairs below the review floor may rise above it, which
-arithmetic on stored pairs cannot find — its holders are scored again among themselves.
+when it rose by more than ``TF_TOLERANCE_BITS``, stored pairs agreeing on it are brought
+to today's frequency by arithmetic (`linkage.reweight`, the SQL Splink itself uses); when
+it *fell* by more than that — so that pairs below the review floor may rise above it,
+which arithmetic on stored pairs cannot find — its holders are scored again among
+themselves.
 A re-weighted link re-clusters its records only when it crosses the match threshold.
 Pairs kept from earlier days still see the old *total* count — a drift of
 |log2(total now / total then)| + ``TF_TOLERANCE_BITS`` bits per adjusted column at most —
@@ -66,9 +67,9 @@ from sharehub.errors import LinkageError
 log = logging.getLogger(__name__)
 
 # A frequency that moved by less than this (about 1.4 %: a name held by 72 records gaining
-# one) does not make its records be scored again; the kept pairs' weights are then off by
-# at most this much, which the boundary re-scoring allows for. Without it a 3 % day-2
-# change re-scored a third of a 1M-person district: every common name's count moves.
+# one) neither re-weights nor re-scores its holders' pairs; the kept pairs' weights are
+# then off by at most this much, which the boundary re-scoring allows for. Without it a
+# 3 % day-2 change touched a third of a 1M-person district: every common name's count moves.
 TF_TOLERANCE_BITS = 0.02
 
 
@@ -172,8 +173,9 @@ def _tf_moved(
     con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
     """Fill ``_tf`` with the holders of a value of ``tf_cols`` whose count fell by more
-    than ``TF_TOLERANCE_BITS``, and `linkage.reweight.MOVED_VALUES` with the other values
-    whose count moved (col, v, cur_n); return per column (non-null values then, now).
+    than ``TF_TOLERANCE_BITS``, and `linkage.reweight.MOVED_VALUES` with the values whose
+    count rose by more than that (col, v, cur_n); return per column (non-null values then,
+    now).
 
     A name (or phone) whose count changed changes the term-frequency adjustment of every
     pair agreeing on it by |log2(count now / count then)| bits. Stored pairs are
@@ -221,9 +223,11 @@ def _tf_moved(
                        AND log2(old_n / cur_n) > {TF_TOLERANCE_BITS!r} AS moved
                 FROM _tf_delta LEFT JOIN ({olds}) old USING (col, v)"""
         )
+        # within the tolerance a kept weight is left as is (the boundaries allow for it)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {MOVED_VALUES} AS SELECT col, v, cur_n FROM _tf_counts "
-            "WHERE d <> 0 AND old_n IS NOT NULL AND cur_n IS NOT NULL AND NOT moved"
+            "WHERE d <> 0 AND old_n IS NOT NULL AND cur_n IS NOT NULL AND NOT moved "
+            f"AND abs(log2(cur_n / old_n)) > {TF_TOLERANCE_BITS!r}"
         )
         con.execute(
             f"""INSERT INTO _tf SELECT h.record_id FROM {FEATURE_HASHES} h
@@ -407,7 +411,7 @@ def link_incremental(
     tf_cols = tf_columns(model)
     changed, for_tf, status_changed, removed = _diff(con, tf_cols, boundaries, predictions_table)
     # the model's projection, as the full path clusters it (blank status = NULL, …)
-    full_input = create_input_table(con, FEATURES)
+    full_input = create_input_table(con, FEATURES, view=True)
     tag = uuid.uuid4().hex[:8]
     recs, pairs = f"__sharehub_recs_{tag}", f"__sharehub_pairs_{tag}"
     scored = reach = out = None
@@ -495,7 +499,8 @@ def link_incremental(
             f"(SELECT count(DISTINCT cluster_id) FROM {clusters_table})"
         ).fetchall()[0]
     finally:
-        for table in (reach, recs, pairs, scored, out, full_input, "_rescore", "_tf", "_status",
+        drop_input_table(con, full_input)
+        for table in (reach, recs, pairs, scored, out, "_rescore", "_tf", "_status",
                       "_removed", REWEIGHTED, MOVED_VALUES):  # fmt: skip
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -474,10 +474,11 @@ def _diff_counting_everything(
         holders = [(u,) for u, v in now.items() if v in fell and u not in changed]
         if holders:
             con.executemany("INSERT INTO _tf VALUES (?)", holders)
-        # any other move of a count held before and now: stored pairs re-weighted
+        # a count that rose beyond the tolerance: stored pairs re-weighted
         reweigh |= {
-            (col, v, count_now[v]) for v in candidates - {None} - fell
-            if count_now[v] != count_then[v] and count_now[v] and count_then[v]
+            (col, v, count_now[v]) for v in candidates - {None}
+            if count_now[v] > count_then[v] > 0
+            and math.log2(count_now[v] / count_then[v]) > incremental.TF_TOLERANCE_BITS
         }  # fmt: skip
         totals[col] = (count_then.total(), count_now.total())
     incremental._rescore_near_boundaries(con, totals, boundaries, "linkage.predictions")
