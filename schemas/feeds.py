@@ -76,14 +76,14 @@ def _java_to_strptime(fmt: str) -> tuple[str, re.Pattern[str]]:
 
 def _parse_datetime(series: pd.Series, formats: tuple[str, ...]) -> pd.Series:
     text = series.astype("object").where(series.notna(), None)
-    text = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+    text = text.map(_strip)
     out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
     for fmt in formats or ("ISO8601",):
         todo = out.isna() & text.notna()
         if not todo.any():
             break
         if fmt == "ISO8601":
-            parsed = pd.to_datetime(text[todo], format="ISO8601", errors="coerce")
+            parsed = _parse_iso(text[todo])
         else:
             strp, rx = _java_to_strptime(fmt)
             candidates = text[todo]
@@ -95,6 +95,30 @@ def _parse_datetime(series: pd.Series, formats: tuple[str, ...]) -> pd.Series:
     return out
 
 
+# An ISO 8601 time of day followed by its offset (Z, +08:00, +0800, +08). Only after a
+# time: the "-01" that ends the date 2026-11-01 is no offset.
+_OFFSET = re.compile(r"[T ]\d{2}(:?\d{2}){0,2}([.,]\d+)?\s*(Z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def _parse_iso(text: pd.Series) -> pd.Series:
+    """ISO 8601 text to China time without an offset; unparseable values become NaT.
+
+    Values naming their offset and values without one (China time) are parsed apart:
+    pandas refuses a column that mixes them ("Mixed timezones detected"), which would
+    fail the whole delivery instead of typing each value.
+    """
+    aware = text.map(lambda v: bool(_OFFSET.search(v)))
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    if (~aware).any():
+        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+        out.loc[naive.index] = naive.astype("datetime64[us]")
+    if aware.any():
+        zoned = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
+        local = zoned.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        out.loc[local.index] = local.astype("datetime64[us]")
+    return out
+
+
 def _parse_boolean(series: pd.Series) -> pd.Series:
     lowered = series.astype("object").map(lambda v: v.strip().lower() if isinstance(v, str) else v)
     return lowered.map(lambda v: True if v in _TRUE else False if v in _FALSE else None).astype(
@@ -103,7 +127,28 @@ def _parse_boolean(series: pd.Series) -> pd.Series:
 
 
 def parse(series: pd.Series, spec: ColumnSpec) -> pd.Series:
-    """Type one column of delivered text per its contract; unparseable values become missing."""
+    """Type one column of delivered text per its contract; unparseable values become missing.
+
+    Each distinct value is parsed once and the results spread back to the rows: a daily
+    full extract repeats its dates, codes and flags tens of thousands of times, and each
+    column is parsed twice (its check, then the typed copy for staging).
+    """
+    if spec.logical_type == "string" and not spec.valid_values:
+        return series
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if len(uniques) * 2 > len(series):  # mostly distinct: spreading back would not pay
+        return _parse(series, spec)
+    parsed = _parse(pd.Series(uniques, dtype="object"), spec)
+    if parsed.dtype == object:  # stripped codes: a missing value stays what it was
+        spread = parsed.to_numpy(dtype=object)[codes]
+        missing = codes == -1
+        spread[missing] = series.to_numpy(dtype=object)[missing]
+        return pd.Series(spread, index=series.index, name=series.name, dtype=object)
+    spread = pd.api.extensions.take(parsed.array, codes, allow_fill=True)
+    return pd.Series(spread, index=series.index, name=series.name)
+
+
+def _parse(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     if spec.logical_type in ("date", "timestamp"):
         parsed = _parse_datetime(series, spec.formats)
         return parsed.dt.normalize() if spec.logical_type == "date" else parsed

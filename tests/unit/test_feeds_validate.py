@@ -249,3 +249,45 @@ def test_duplicate_key_reason_names_the_other_rows(samples: Any) -> None:
             samples.row("ps_population", 人员编号="P1")]
     reasons = _check("ps_population", rows).quarantine.set_index("row_number")["reason"]
     assert "(data rows 1, 3)" in reasons[1] and "(data rows 1, 3)" in reasons[3]
+
+
+@pytest.mark.parametrize("feed", ["ps_population", "ps_housing", "ca_recipients", "hw_ehr_person"])
+def test_parsing_each_distinct_value_once_equals_parsing_every_row(feed: str) -> None:
+    """`schemas.feeds.parse` parses each distinct value once and spreads the results back
+    (a full extract repeats its dates and codes); it must type every row exactly as
+    parsing row by row does, missing values, padding and bad values included."""
+    from schemas.feeds import _parse, parse
+
+    contract = feed_contract(feed)
+    samples = {
+        "date": ["19480312", " 19480312", "1948-03-12", "19481332", None, "", "20010101"],
+        "timestamp": ["2026-11-01 02:00:00", "2026-11-31 02:00:00", None, "2026-11-01T02:00:00+08:00"],
+        "integer": ["1", " 2", "2.0", "2.5", "x", None],
+        "number": ["1.5", "1e3", "abc", None, " 7 "],
+        "boolean": ["1", "TRUE", " no ", "maybe", None],
+    }
+    for spec in contract.columns:
+        values = samples.get(spec.logical_type) or [" A ", "A", None, float("nan"), "B", "A "]
+        if spec.valid_values:
+            values = [*values, *(f" {v} " for v in spec.valid_values), *spec.valid_values]
+        repeated = pd.Series(values * 5, dtype="object", name=spec.name)
+        repeated.index = pd.RangeIndex(1, len(repeated) + 1, name="row_number")
+        expected = _parse(repeated, spec)
+        got = parse(repeated, spec)
+        pd.testing.assert_series_equal(got, expected, check_names=False)
+        assert [type(v) for v in got] == [type(v) for v in expected], spec.name
+
+
+def test_timestamps_with_and_without_an_offset_type_together_in_china_time() -> None:
+    """A timestamp column mixing values that name their offset with plain China-time
+    values types each one (pandas alone refuses the mix and the delivery would fail)."""
+    from schemas.feeds import parse
+
+    spec = next(s for s in feed_contract("hw_ehr_person").columns if s.logical_type == "timestamp")
+    values = pd.Series(["2026-11-01 02:00:00", "2026-11-01T02:00:00+08:00", "2026-10-31T18:00:00Z",
+                        "2026-11-01T03:00:00+0900", "2026-11-01", "2026-11-31 02:00:00", None],
+                       dtype="object")  # fmt: skip
+    got = parse(values, spec)
+    two = pd.Timestamp("2026-11-01 02:00:00")
+    assert list(got[:4]) == [two, two, two, two]
+    assert got[4] == pd.Timestamp("2026-11-01") and got[5:].isna().all()
