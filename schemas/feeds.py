@@ -140,12 +140,12 @@ def parse(series: pd.Series, spec: ColumnSpec) -> pd.Series:
         return _parse(series, spec)
     parsed = _parse(pd.Series(uniques, dtype="object"), spec)
     if parsed.dtype == object:  # stripped codes: a missing value stays what it was
-        spread = parsed.to_numpy(dtype=object)[codes]
+        texts = parsed.to_numpy(dtype=object)[codes]
         missing = codes == -1
-        spread[missing] = series.to_numpy(dtype=object)[missing]
-        return pd.Series(spread, index=series.index, name=series.name, dtype=object)
-    spread = pd.api.extensions.take(parsed.array, codes, allow_fill=True)
-    return pd.Series(spread, index=series.index, name=series.name)
+        texts[missing] = series.to_numpy(dtype=object)[missing]
+        return pd.Series(texts, index=series.index, name=series.name, dtype=object)
+    typed = pd.api.extensions.take(parsed.array, codes, allow_fill=True)
+    return pd.Series(typed, index=series.index, name=series.name)
 
 
 def _parse(series: pd.Series, spec: ColumnSpec) -> pd.Series:
