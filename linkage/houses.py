@@ -37,8 +37,11 @@ import pandas as pd
 
 from linkage import address_heads
 from linkage.standardize import standardize_address
-from sharehub.delta import Delta, apply_delta, same_shape, written
+from sharehub import marks
+from sharehub.delta import Delta, apply_delta, replace_scope, same_shape, written
 from sharehub.errors import ContractViolation
+from sharehub.feeds.person_records import TABLE as PERSON_RECORDS
+from sharehub.feeds.person_records import records_of_new_batches, staged_sources
 from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
@@ -79,11 +82,18 @@ _PARSED_BEFORE = f"""
 INSERT INTO _house_parses
 SELECT address, any_value(addr_std), any_value(addr_estate), any_value(addr_building),
        any_value(addr_unit), any_value(addr_room), any_value(addr_key)
-FROM {HOUSES} WHERE address IS NOT NULL GROUP BY address"""
+FROM {HOUSES} WHERE address IS NOT NULL {{scope}} GROUP BY address"""
 _UNPARSED = f"""
 SELECT DISTINCT h.address FROM staging.{OWNER_FEED} h
 ANTI JOIN _house_parses p ON p.address = h.address
-WHERE h.is_current"""
+WHERE h.is_current {{scope}}"""
+# Scoped (`_HOUSE_SCOPE`): only the dwellings whose staged row may have changed, and
+# only their addresses' parses.
+_HOUSE_SCOPE = "_house_scope"
+# The current rows of _house_scope are those in the batches the index has not seen.
+_IN_HOUSE_SCOPE = f"AND {marks.in_grown_part(f'staging.{OWNER_FEED}', 'h.batch_id')}"
+_ADDRESSES_IN_SCOPE = f"""AND address IN (
+    SELECT h.address FROM staging.{OWNER_FEED} h WHERE h.is_current {_IN_HOUSE_SCOPE})"""
 
 # Current dwellings of the register, ended ones included, in the columns of HOUSES. house_id
 # is house_id() in SQL: sha256() gives lowercase hex of the UTF-8 bytes, as hashlib does.
@@ -99,6 +109,8 @@ _HOUSES_INSERT = f"""
 INSERT INTO {HOUSES} ({", ".join(_HOUSE_COLUMNS)})
 {_HOUSES_SELECT}
 ORDER BY h.house_code"""
+# house_id from 房屋编码 in SQL, as in _HOUSES_SELECT (and `house_id`).
+_HOUSE_ID_SQL = "'H' || upper(sha256({code})[1:15])"
 # The constraints _HOUSES_DDL declares: a table without them is rebuilt, not updated.
 _HOUSES_CONSTRAINTS = """
 SELECT count(*) FILTER (WHERE constraint_type = 'PRIMARY KEY'),
@@ -106,37 +118,42 @@ SELECT count(*) FILTER (WHERE constraint_type = 'PRIMARY KEY'),
 FROM duckdb_constraints()
 WHERE schema_name = ? AND table_name = ?"""
 
-# For each full key: the one dwelling it names, or NULL when two or more share it. Only the
-# best status tier competes: an active dwelling wins over deregistered ones.
+# Per full key: how many dwellings of the best status tier hold it (an active dwelling
+# wins over deregistered ones), and the one it names, NULL when two or more share it.
+# ``{scope}``: the keys wanted (all, or those of the records being matched).
+_KEY_DWELLINGS = f"""
+SELECT addr_key, CASE WHEN active > 0 THEN active ELSE held END AS dwellings,
+       CASE WHEN active > 0 THEN active_id ELSE any_id END AS only_id
+FROM (SELECT addr_key, count(*) FILTER (WHERE status = 'active') AS active, count(*) AS held,
+             min(house_id) FILTER (WHERE status = 'active') AS active_id, min(house_id) AS any_id
+      FROM {HOUSES} WHERE addr_key IS NOT NULL {{scope}} GROUP BY addr_key)"""
+_KEY_TARGETS_DDL = """
+CREATE OR REPLACE TEMP TABLE _key_targets (addr_key VARCHAR, house_id VARCHAR, dwellings BIGINT)"""
 _KEY_TARGETS = f"""
-CREATE OR REPLACE TEMP TABLE _key_targets AS
-SELECT addr_key, CASE WHEN count(*) = 1 THEN min(house_id) END AS house_id,
-       count(*) AS dwellings
-FROM (
-    SELECT addr_key, house_id, tier, min(tier) OVER (PARTITION BY addr_key) AS best
-    FROM (SELECT addr_key, house_id, CASE WHEN status = 'active' THEN 0 ELSE 1 END AS tier
-          FROM {HOUSES} WHERE addr_key IS NOT NULL)
-)
-WHERE tier = best
-GROUP BY addr_key"""
+INSERT INTO _key_targets
+SELECT addr_key, CASE WHEN dwellings = 1 THEN only_id END, dwellings FROM ({_KEY_DWELLINGS})"""
+_AMBIGUOUS = f"SELECT count(*) FROM ({_KEY_DWELLINGS.format(scope='')}) WHERE dwellings > 1"
+_KEYS_OF_SCOPE = "AND addr_key IN (SELECT addr_key FROM _rec)"
 
-_MATCHES_SELECT = f"""
-WITH rec AS (
-    SELECT r.record_id, r.feed, r.record_status,
-           nullif(trim(r.house_code), '') AS house_code,
-           nullif(trim(r.address), '') IS NOT NULL AS has_address,
-           f.addr_key
-    FROM staging.person_records r
-    LEFT JOIN linkage.person_features f ON f.unique_id = r.record_id
-    WHERE r.feed <> '{OWNER_FEED}'
-), matched AS (
+# What matching reads of each non-owner record; ``{scope}`` narrows it to some records.
+_REC_SELECT = f"""
+SELECT r.record_id, r.feed, r.record_status,
+       nullif(trim(r.house_code), '') AS house_code,
+       nullif(trim(r.address), '') IS NOT NULL AS has_address,
+       f.addr_key
+FROM staging.person_records r
+LEFT JOIN linkage.person_features f ON f.unique_id = r.record_id
+WHERE r.feed <> '{OWNER_FEED}' {{scope}}"""
+# The match of each record of ``{rec}`` (rows of _REC_SELECT).
+_MATCHED_SELECT = f"""
+WITH matched AS (
     SELECT rec.*, h.house_id AS code_house_id, k.house_id AS addr_house_id,
            CASE WHEN NOT rec.has_address THEN 'no_address'
                 WHEN rec.addr_key IS NULL THEN 'no_key'
                 WHEN k.addr_key IS NULL THEN 'no_match'
                 WHEN k.house_id IS NULL THEN 'ambiguous'
                 ELSE 'matched' END AS addr_outcome
-    FROM rec
+    FROM {{rec}} rec
     LEFT JOIN {HOUSES} h ON h.house_code = rec.house_code
     LEFT JOIN _key_targets k ON k.addr_key = rec.addr_key
 )
@@ -145,6 +162,7 @@ SELECT record_id, feed, record_status, house_code, addr_key, code_house_id, addr
        CASE WHEN code_house_id IS NOT NULL THEN 'house_code'
             WHEN addr_house_id IS NOT NULL THEN 'address_match' END AS link_source
 FROM matched"""
+_MATCHES_SELECT = _MATCHED_SELECT.format(rec=f"({_REC_SELECT.format(scope='')})")
 
 _RATES = f"""
 SELECT feed,
@@ -236,8 +254,9 @@ def _require(con: duckdb.DuckDBPyConnection, table: str, step: str) -> None:
         raise ContractViolation(f"{table} does not exist; run {step} before building houses")
 
 
-def _parse_addresses(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> int:
-    """Fill ``_house_parses`` with the parse of every current address; return how many were new.
+def _parse_addresses(con: duckdb.DuckDBPyConnection, *, reuse: bool, scoped: bool) -> int:
+    """Fill ``_house_parses`` with the parse of every current address (``scoped``: of the
+    dwellings in ``_house_scope``); return how many were new.
 
     Standardising a register of 370,000 dwellings costs seconds a run, and a day changes a
     few hundred addresses, so the previous build's parse of an unchanged address string is
@@ -248,8 +267,9 @@ def _parse_addresses(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> int:
     """
     con.execute(_PARSES_DDL)
     if reuse and table_exists(con, HOUSES):
-        con.execute(_PARSED_BEFORE)
-    new = [a for (a,) in con.execute(_UNPARSED).fetchall()]
+        con.execute(_PARSED_BEFORE.format(scope=_ADDRESSES_IN_SCOPE if scoped else ""))
+    unparsed = _UNPARSED.format(scope=_IN_HOUSE_SCOPE if scoped else "")
+    new = [a for (a,) in con.execute(unparsed).fetchall()]
     if new:
         std = [standardize_address(a) for a in new]
         columns: dict[str, list[str | None]] = {
@@ -289,14 +309,61 @@ def _houses_updatable(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(primary == 1 and unique == 1)
 
 
-def _write_houses(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> Delta | None:
+def _scope(con: duckdb.DuckDBPyConnection, *, records_in_step: bool) -> bool:
+    """Temp tables ``_house_scope`` (house_code) and ``_house_index_records`` (record_id,
+    feed, source_key) of the dwellings and records whose current versions are in
+    batches the index has not seen (`records_of_new_batches`); False when that cannot be
+    said, and everything is compared instead.
+
+    Trusted when the index's marks (`sharehub.marks`) say which batches are new and
+    ``staging.person_records`` is up to date with the same staging rows (it is built from
+    them just before, and dwellings read their owner from it). Standardised features
+    are taken to be up to date with ``staging.person_records`` too — the pipeline
+    standardises right after staging, and a record's features change only with its
+    staged values (`linkage.changes`), hence only for records of new batches.
+    """
+    if not records_in_step:
+        log.info("%s is not up to date with staging; comparing every dwelling and record",
+                 PERSON_RECORDS)  # fmt: skip
+        return False
+    if marks.grown_parts(con, HOUSES, list(staged_sources()), own=[HOUSES, MATCHES]) is None:
+        return False
+    if not records_of_new_batches(con, "_house_index_records"):
+        return False
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_HOUSE_SCOPE} AS
+            SELECT source_key AS house_code FROM _house_index_records WHERE feed = '{OWNER_FEED}'"""
+    )
+    return True
+
+
+# The dwellings of _house_scope as the index holds them: before, then after, the rewrite.
+_SCOPED_HOUSES = f"""
+SELECT house_id, house_code, addr_key, owner_record_id FROM {HOUSES}
+WHERE house_code IN (SELECT house_code FROM {_HOUSE_SCOPE})"""
+
+
+def _write_houses(con: duckdb.DuckDBPyConnection, *, reuse: bool, scoped: bool) -> Delta | None:
     """Bring ``linkage.houses`` up to date; None when it was rebuilt from scratch.
 
     Why a delta: rebuilding 370,000 dwellings re-creates both key indexes for a day that
     changes a few hundred. A dwelling is rewritten when any column differs (its address
     parse, status, owner): DELETE first, then INSERT, so the keys hold throughout.
+    ``scoped``: only the dwellings of ``_house_scope`` are rewritten — a dwelling's row
+    reads its staged row, its owner record (built from that same row) and its address's
+    parse — and ``_house_changes`` is left with their rows before and after.
     """
     if reuse and _houses_updatable(con):
+        if scoped:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _house_changes AS {_SCOPED_HOUSES}")
+            delta = replace_scope(
+                con, HOUSES, f"{_HOUSES_SELECT} {_IN_HOUSE_SCOPE}", ("house_id",),
+                f"(SELECT {_HOUSE_ID_SQL.format(code='house_code')} AS house_id "
+                f"FROM {_HOUSE_SCOPE})",
+                order="house_code",
+            )  # fmt: skip
+            con.execute(f"INSERT INTO _house_changes {_SCOPED_HOUSES}")
+            return delta
         # Materialised: evaluating the join with person_records once measured faster.
         return apply_delta(
             con, HOUSES, _HOUSES_SELECT, ("house_id",), order="house_code", materialize=True
@@ -306,20 +373,73 @@ def _write_houses(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> Delta | Non
     return None
 
 
-def _write_matches(con: duckdb.DuckDBPyConnection, *, reuse: bool) -> Delta | None:
+def _match_scope(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_match_scope`` (record_id) of the records whose match can differ and
+    ``_rec`` of what matching reads of them.
+
+    A record's match reads its own staged row and features, the dwelling its 房屋编码
+    names and the dwellings holding its address key. So beside the records of new
+    batches (``_house_index_records``) come those whose code or key is that of a
+    dwelling rewritten today, before or after (``_house_changes``): a dwelling that
+    appeared, changed its key or its status can move the target of its key. The others'
+    codes and keys are those of their stored match (their inputs did not change), which
+    is where they are looked up.
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _match_scope AS
+            SELECT record_id FROM _house_index_records WHERE feed <> '{OWNER_FEED}'
+            UNION
+            SELECT record_id FROM {MATCHES}
+            WHERE house_code IN (SELECT house_code FROM _house_changes)
+               OR addr_key IN (SELECT addr_key FROM _house_changes)"""
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rec AS "
+        + _REC_SELECT.format(scope="AND r.record_id IN (SELECT record_id FROM _match_scope)")
+    )
+
+
+def _write_matches(con: duckdb.DuckDBPyConnection, *, reuse: bool, scoped: bool) -> Delta | None:
     """Bring ``linkage.house_matches`` up to date; None when it was rebuilt from scratch.
 
-    Every record is matched again in SQL (cheap), but only records whose match differs
-    are written: a new or ended record, a changed address, or a dwelling whose key became
-    ambiguous or unambiguous for the records that carry it.
+    Only records whose match differs are written: a new or ended record, a changed
+    address, or a dwelling whose key became ambiguous or unambiguous for the records
+    that carry it. ``scoped``: only the records of ``_match_scope`` are matched again
+    (from ``_rec``) and rewritten.
     """
     if reuse and same_shape(con, MATCHES, _MATCHES_SELECT):
+        if scoped:
+            return replace_scope(
+                con, MATCHES, _MATCHED_SELECT.format(rec="_rec"), ("record_id",),
+                "_match_scope", order="record_id",
+            )  # fmt: skip
         # Materialised: the query joins every record with its features; once is enough.
         return apply_delta(
             con, MATCHES, _MATCHES_SELECT, ("record_id",), order="record_id", materialize=True
         )
     con.execute(f"CREATE OR REPLACE TABLE {MATCHES} AS {_MATCHES_SELECT} ORDER BY record_id")
     return None
+
+
+def _note_for_residence(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
+    """Add the records whose residence links may have changed to ``linkage.residence_pending``.
+
+    A link reads the record's match, the dwelling's status and, for an owner link, the
+    dwelling's owner: so the records matched again, and a rewritten dwelling's owner
+    record, before and after. (A record matched to a rewritten dwelling was matched
+    again: the dwelling's code or key is its own.) Compared in full or rebuilt, the
+    index does not say what changed: the set is dropped, and residence is compared in
+    full.
+    """
+    if not scoped:
+        forget_pending(con)
+        return
+    note_pending(
+        con,
+        """SELECT record_id FROM _match_scope
+           UNION ALL
+           SELECT owner_record_id FROM _house_changes WHERE owner_record_id IS NOT NULL""",
+    )
 
 
 def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> HouseIndexResult:
@@ -332,33 +452,59 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
 
     With ``reuse`` (a daily run) and tables of a previous build, only the dwellings and
     matches that differ are rewritten: the tables then hold the rows a rebuild would give,
-    changed rows last. ``reuse=False`` and first builds write both tables from scratch,
-    sorted (houses by 房屋编码, matches by record id). Figures are counted from the tables,
-    so they do not depend on the path.
+    changed rows last. When the index's marks say which staging batches are new since it
+    was built (`_scope`), only the dwellings and records those batches touched, and the
+    records a rewritten dwelling can move (`_match_scope`), are matched again and
+    rewritten; otherwise every dwelling and record is compared.
+    ``reuse=False`` and first builds write both tables from scratch, sorted (houses by
+    房屋编码, matches by record id). Figures are counted from the tables, so they do not
+    depend on the path. The records whose residence links may have changed are left in
+    ``linkage.residence_pending`` for :func:`linkage.residence.build_residence`.
     """
     _require(con, f"staging.{OWNER_FEED}", "the pull of ps_housing")
     _require(con, "staging.person_records", "build_person_records")
     _require(con, "linkage.person_features", "standardisation (linkage.person_features)")
     con.begin()
     try:
-        parsed = _parse_addresses(con, reuse=reuse)
+        con.execute(_PARSES_DDL)  # empty: the shapes of the queries below read both
+        con.execute(_KEY_TARGETS_DDL)
+        marks.count_parts(con, staged_sources())
+        in_step = marks.in_step(con, PERSON_RECORDS, list(staged_sources()), own=[PERSON_RECORDS])
+        scoped = (
+            reuse
+            and _houses_updatable(con)
+            and same_shape(con, MATCHES, _MATCHES_SELECT)
+            and _scope(con, records_in_step=in_step)
+        )
+        parsed = _parse_addresses(con, reuse=reuse, scoped=scoped)
         address_heads.store(con)  # heads of new dwellings' addresses, for later runs
-        houses_delta = _write_houses(con, reuse=reuse)
-        con.execute(_KEY_TARGETS)
-        matches_delta = _write_matches(con, reuse=reuse)
+        houses_delta = _write_houses(con, reuse=reuse, scoped=scoped)
+        if scoped:
+            _match_scope(con)
+        con.execute(_KEY_TARGETS.format(scope=_KEYS_OF_SCOPE if scoped else ""))
+        matches_delta = _write_matches(con, reuse=reuse, scoped=scoped)
+        _note_for_residence(con, scoped)
+        if in_step:
+            marks.save_marks(con, HOUSES, own=[HOUSES, MATCHES])
+        else:  # the records read were not those of these staging rows: no marks
+            marks.forget_marks(con, HOUSES)
         houses, active, keyed, owners = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE status = 'active'), count(addr_key),
                        count(owner_record_id) FROM {HOUSES}"""
         ).fetchall()[0]
-        ambiguous = con.execute("SELECT count(*) FROM _key_targets WHERE dwellings > 1").fetchall()
-        # A record without features has no addr_key, so only those need the anti join.
+        ambiguous = con.execute(_AMBIGUOUS).fetchall()
+        # A record without features has no addr_key, so only those need the anti join;
+        # and a record with features but no key has a features row without one.
         missing = con.execute(
             f"""SELECT count(*) FROM {MATCHES} m
-                ANTI JOIN linkage.person_features f ON f.unique_id = m.record_id
+                ANTI JOIN (SELECT unique_id FROM linkage.person_features WHERE addr_key IS NULL) f
+                  ON f.unique_id = m.record_id
                 WHERE m.addr_key IS NULL"""
         ).fetchall()
-        con.execute("DROP TABLE _key_targets")
-        con.execute("DROP TABLE _house_parses")
+        for table in ("_key_targets", "_house_parses", "_house_changes", "_match_scope",
+                      "_rec", _HOUSE_SCOPE, "_house_index_records"):  # fmt: skip
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        marks.drop_temp(con)
         con.commit()
     except BaseException:
         con.rollback()
@@ -387,7 +533,9 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
         result.ambiguous_keys,
         parsed,
     )
-    log.info("%s %s, %s %s", HOUSES, written(houses_delta), MATCHES, written(matches_delta))
+    log.info("%s %s, %s %s (%s)", HOUSES, written(houses_delta), MATCHES, written(matches_delta),
+             "only dwellings and records of new batches, and those they move, rewritten"
+             if scoped else "all compared")  # fmt: skip
     for m in result.feeds.values():
         log.info(
             "%s: %d of %d records linked (%d by 房屋编码, %d by address); address match "
@@ -402,6 +550,30 @@ def build_house_index(con: duckdb.DuckDBPyConnection, *, reuse: bool = True) -> 
             m.ambiguous,
         )
     return result
+
+
+# Residence links to look at again: what the house index rewrote since residence was
+# last built, and links left without a person id. Absent means "unknown, compare all".
+RESIDENCE_PENDING = "linkage.residence_pending"
+
+
+def note_pending(con: duckdb.DuckDBPyConnection, records_sql: str) -> None:
+    """Add the record ids of ``records_sql`` to ``linkage.residence_pending``, if kept.
+
+    Why not create it when absent: absent means nobody knows what changed since
+    residence was last built; a table holding only this run's records would claim too
+    little.
+    """
+    if table_exists(con, RESIDENCE_PENDING):
+        con.execute(
+            f"INSERT INTO {RESIDENCE_PENDING} SELECT DISTINCT t.record_id FROM ({records_sql}) t(record_id) "
+            f"ANTI JOIN {RESIDENCE_PENDING} p ON p.record_id = t.record_id"
+        )
+
+
+def forget_pending(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop ``linkage.residence_pending``: residence is compared in full next time."""
+    con.execute(f"DROP TABLE IF EXISTS {RESIDENCE_PENDING}")
 
 
 # Shared tables built from the house index, in the shape of sharehub.publish.tables:

@@ -4,12 +4,26 @@ Why: a day's deliveries touch a few percent of the records, yet tables derived f
 (``staging.person_records``, ``linkage.houses``, ``linkage.house_matches``,
 ``linkage.residence``) used to be rebuilt whole every day. Writing two million rows —
 sorting, compressing, building indexes — costs seconds; finding the rows that differ costs
-one pass over both sides hashing each row and one aggregation by key. The table ends up holding exactly the rows the
-query gives, as a multiset, so every reader that does not depend on physical row order
-sees what a rebuild would give. Only the order differs: changed rows are appended.
+one pass over both sides hashing each row and one aggregation by key. The table ends up
+holding exactly the rows the query gives, as a multiset, so every reader that does not
+depend on physical row order sees what a rebuild would give. Only the order differs:
+changed rows are appended.
 
-A changed row goes unseen only if its 64-bit ``hash`` equals that of the row it replaces
-(2^-64 per changed row), the bargain :func:`linkage.changes.fingerprint_sql` already makes.
+Even that pass reads every row of both sides, so it still costs in proportion to the
+district. Given a *scope* — the keys whose rows can have changed — :func:`replace_scope`
+computes the query's rows for those keys only and puts them in place of the table's,
+reading nothing else of the table than its key columns. The scope is the caller's
+promise that every other key's rows are already right, and what it rests on is the
+caller's to say: each caller derives it from what changed upstream (`sharehub.marks`:
+the staging batches and id-change runs a table has not yet seen; the records the house
+index matched again, `linkage.houses.RESIDENCE_PENDING`) and falls back to the full
+comparison of :func:`apply_delta` — which stays the reference, and what the tests
+compare against every day — whenever that cannot be said: a first build, a table of
+another shape, marks missing or contradicted.
+
+In :func:`apply_delta` a changed row goes unseen only if its 64-bit ``hash`` equals that
+of the row it replaces (2^-64 per changed row), the bargain
+:func:`linkage.changes.fingerprint_sql` already makes.
 """
 
 from __future__ import annotations
@@ -63,7 +77,8 @@ def same_key(key: Sequence[str], left: str, right: str) -> str:
 
     IS NOT DISTINCT FROM: a NULL key is a key like any other, as in a rebuild."""
     return " AND ".join(
-        f'{left}."{k}" IS NOT DISTINCT FROM {right}."{k}"' for k in (c.replace('"', '""') for c in key)
+        f'{left}."{k}" IS NOT DISTINCT FROM {right}."{k}"'
+        for k in (c.replace('"', '""') for c in key)
     )
 
 
@@ -105,6 +120,54 @@ def apply_delta(
             GROUP BY {keys}
             HAVING sum(row_hash) <> 0 OR sum(side) <> 0"""
     )
+    return _rewrite(con, table, source, key, order)
+
+
+def replace_scope(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    key: Sequence[str],
+    scope: str,
+    *,
+    order: str,
+    scope_key: Sequence[str] | None = None,
+) -> Delta:
+    """Make ``table`` hold the rows of ``query`` for the keys of ``scope``: delete the
+    table's rows of those keys, insert the query's, sorted by ``order``.
+
+    ``scope`` is a table or parenthesised SELECT of ``scope_key`` columns (by default
+    ``key``; it must be some of the key columns, so that a key lies wholly inside or
+    outside). The caller promises that outside the scope the table already holds the
+    query's rows; ``query`` may then be cut to the scope (it is cut to it either way),
+    which is what makes this cost in proportion to the scope. Why nothing is compared:
+    a scope is (nearly) what changed, and reading the table's rows to compare them would
+    scan every column of the whole table — the cost a scope is there to avoid; deleting
+    scans the key columns only. Every key of the scope is counted as rewritten.
+    """
+    columns = scope_key or key
+    on = same_key(columns, "_x", "_s")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_NEW} AS
+            SELECT _x.* FROM ({query}) _x SEMI JOIN {scope} _s ON {on}"""
+    )
+    names = ", ".join(f'"{c}"' for c in (c.replace('"', '""') for c in columns))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_STALE} AS SELECT DISTINCT {names} FROM {scope} _s")
+    keys = int(one(con, f"SELECT count(*) FROM {_STALE}")[0])
+    deleted = inserted = 0
+    if keys:
+        deleted = int(one(con, f"DELETE FROM {table} _x USING {_STALE} _s WHERE {on}")[0])
+        inserted = int(one(con, f"INSERT INTO {table} SELECT * FROM {_NEW} ORDER BY {order}")[0])
+    # As in _rewrite: after a failed statement only a rollback, which drops these too.
+    con.execute(f"DROP TABLE {_STALE}")
+    con.execute(f"DROP TABLE {_NEW}")
+    return Delta(keys, deleted, inserted)
+
+
+def _rewrite(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, key: Sequence[str], order: str
+) -> Delta:
+    """Delete ``table``'s rows of the keys in ``_delta_stale_keys``, insert ``source``'s."""
     stale = int(one(con, f"SELECT count(*) FROM {_STALE}")[0])
     deleted = inserted = 0
     if stale:

@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from sharehub.delta import Delta, apply_delta, same_shape
+from sharehub.delta import Delta, apply_delta, replace_scope, same_shape
 
 Con = duckdb.DuckDBPyConnection
 
@@ -105,3 +105,66 @@ def test_a_failed_rewrite_raises_its_own_error_and_rolls_back() -> None:
     con.rollback()
     assert rows(con, "t") == [("1", 1), ("2", 2)]
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+
+
+# --- replacing a scope ---------------------------------------------------------------
+
+
+def test_replacing_a_scope_rewrites_its_keys_and_nothing_else(con: Con) -> None:
+    fill(con, "t", BEFORE)
+    fill(con, "src", [
+        ("a", "x", 10, None),  # changed, in scope
+        ("a", "y", 2, "n"),  # unchanged, in scope: rewritten all the same
+        ("b", "x", 30, None),  # changed, out of scope: left as it is (the caller's promise)
+        (None, "x", 4, None),
+        (None, "y", 6, None),  # new, in scope under the NULL key
+        ("c", "x", 7, None),  # new, in scope
+    ])  # fmt: skip
+    con.execute(
+        "CREATE TABLE scope AS SELECT * FROM (VALUES ('a'), (NULL), ('c'), ('z'), ('a')) s(k)"
+    )
+    con.begin()
+    delta = replace_scope(
+        con, "t", "SELECT * FROM src", ("k", "role"), "scope", order="k, role", scope_key=("k",)
+    )
+    con.commit()
+    assert delta == Delta(keys=4, deleted=3, inserted=5)  # a, NULL, c, z
+    expected = [r for r in rows(con, "src") if r[0] != "b"] + [("b", "x", 3, None)]
+    assert rows(con, "t") == sorted(expected, key=lambda r: (r[0] is None, r))
+    # A query already cut to the scope gives the same table.
+    con.begin()
+    replace_scope(
+        con, "t", "SELECT * FROM src WHERE k IS DISTINCT FROM 'b'", ("k", "role"), "scope",
+        order="k, role", scope_key=("k",),
+    )  # fmt: skip
+    con.commit()
+    assert rows(con, "t") == sorted(expected, key=lambda r: (r[0] is None, r))
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+
+
+def test_a_replaced_scope_holding_every_changed_key_equals_the_full_delta(con: Con) -> None:
+    fill(con, "t", BEFORE)
+    fill(con, "src", [("a", "x", 1, None), ("a", "y", 2, None), ("c", "x", 5, None),
+                      (None, "x", 4, None)])  # fmt: skip
+    con.execute(
+        "CREATE TABLE scope AS SELECT * FROM (VALUES ('a', 'y'), ('b', 'x'), ('c', 'x')) s(k, role)"
+    )
+    con.begin()
+    assert replace_scope(
+        con, "t", "SELECT * FROM src", ("k", "role"), "scope", order="k, role"
+    ) == Delta(keys=3, deleted=2, inserted=2)
+    con.commit()
+    assert rows(con, "t") == rows(con, "src")
+    assert sync(con) == Delta(0, 0, 0)  # the full comparison finds nothing left
+
+
+def test_an_empty_scope_changes_nothing() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (id VARCHAR PRIMARY KEY, v INT)")
+    con.execute("INSERT INTO t VALUES ('1', 1)")
+    con.execute("CREATE TABLE src AS SELECT '1' AS id, 2 AS v")
+    con.execute("CREATE TABLE scope (id VARCHAR)")
+    assert replace_scope(con, "t", "SELECT * FROM src", ("id",), "scope", order="id") == Delta(
+        0, 0, 0
+    )
+    assert rows(con, "t") == [("1", 1)]

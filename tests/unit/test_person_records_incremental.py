@@ -37,12 +37,18 @@ def _pull(con: Con, settings: Settings) -> None:
     pull_health(con, settings)
 
 
-def _update_and_compare(con: Con, caplog: pytest.LogCaptureFixture) -> list[tuple[Any, ...]]:
+SCOPED = "only the records of new batches rewritten"
+
+
+def _update_and_compare(
+    con: Con, caplog: pytest.LogCaptureFixture, *, scoped: bool = True
+) -> list[tuple[Any, ...]]:
     """Update the table incrementally, check it against a rebuild, and keep the update."""
     caplog.clear()
     with caplog.at_level("INFO", logger="sharehub.feeds.person_records"):
         count = build_person_records(con)
     assert f"updated {TABLE}" in caplog.text  # the incremental path, not a rebuild
+    assert (SCOPED in caplog.text) == scoped, caplog.text  # only the new batches' records
     con.execute(f"CREATE OR REPLACE TEMP TABLE _incremental AS SELECT * FROM {TABLE}")
     columns = _columns(con, TABLE)
     incremental = _rows(con, "_incremental")
@@ -131,7 +137,7 @@ def test_incremental_updates_equal_a_rebuild_over_several_deliveries(
     caplog.clear()
     with caplog.at_level("INFO", logger="sharehub.feeds.person_records"):
         assert build_person_records(con) == len(before)
-    assert "0 rewritten" in caplog.text
+    assert "0 rewritten" in caplog.text and SCOPED in caplog.text
     assert con.execute(f"SELECT * FROM {TABLE}").fetchall() == before
 
 
@@ -149,3 +155,26 @@ def test_a_table_of_another_shape_is_rebuilt(
         assert build_person_records(con) == 2
     assert f"built {TABLE}" in caplog.text
     assert (_rows(con, TABLE), _columns(con, TABLE)) == (expected, columns)
+
+
+def test_history_rewritten_by_hand_is_compared_in_full(
+    con: Con, settings: Settings, deliver: Callable[..., Path], samples: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Marks trust staging to grow only; a version deleted by hand (a record back to its
+    previous one) or a table written by hand makes the next update compare everything."""
+    deliver(POP, "20261101-001", samples.rows(POP, 3))
+    pull_pending(con, settings)
+    build_person_records(con)
+    deliver(POP, "20261102-001", [samples.row(POP, 人员编号="P0002", 姓名="王芳", 变动类型="变更",
+                                              更新时间="2026-11-02 10:00:00")],
+            extract_type="delta")  # fmt: skip
+    pull_pending(con, settings)
+    _update_and_compare(con, caplog)
+    con.execute("DELETE FROM staging.ps_population WHERE batch_id = '20261102-001'")
+    con.execute("UPDATE staging.ps_population SET is_current = true WHERE person_no = 'P0002'")
+    rows = _update_and_compare(con, caplog, scoped=False)
+    assert [r[4] for r in rows if r[0] == "ps_population:P0002"] == ["张伟"]
+    con.execute(f"DELETE FROM {TABLE} WHERE record_id = 'ps_population:P0001'")
+    assert len(_update_and_compare(con, caplog, scoped=False)) == 3
+    _update_and_compare(con, caplog)  # in step again
