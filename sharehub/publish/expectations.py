@@ -17,7 +17,8 @@ null, so the unexpected values GE reports are the offending keys themselves. Lin
 source is a warehouse table (every staged record must be cross-referenced) get a batch of
 their own holding only the orphans.
 
-Great Expectations is imported lazily (about 3 s): only publication pays for it.
+Great Expectations is imported lazily (about 3 s): only publication pays for it, and it
+starts the import in the background before building the version (`sharehub.publish.gx_import`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import duckdb
 
 from sharehub.delta import shape
 from sharehub.errors import PublishAborted
+from sharehub.publish import gx_import
 from sharehub.publish.contract import Link, SharedContract, shared_contract
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ EXAMPLES = 5
 # Bump when the rules deriving expectations from a contract change: a version validated
 # under the old rules is then no baseline for validating only what changed.
 SUITE_RULES = 1
+# Per-row flag of a changed table's other rows (`_changed_batch_sql`): shares a key.
+_KEEP = "_sharehub_keep"
 Relation = Callable[[str], str]
 """Maps a shared table name to the relation holding the version being validated."""
 
@@ -81,22 +85,9 @@ def coverage_links(contract: SharedContract) -> list[Link]:
 
 
 def _gx() -> Any:
-    """Import Great Expectations (lazily: about 3 s) with its INFO chatter silenced.
-
-    GE logs a line per expectation and per registered method at INFO; the hub's INFO log
-    stays readable unless someone configured GE's logger on purpose.
-    """
-    ge_log = logging.getLogger("great_expectations")
-    if ge_log.level == logging.NOTSET:
-        ge_log.setLevel(logging.WARNING)
-    import great_expectations as gx
-    import great_expectations.expectations  # gx.expectations is a submodule
-
-    # This one module sets its own logger to INFO and logs a temporary path per context.
-    base = logging.getLogger("great_expectations.data_context.types.base")
-    if base.level == logging.INFO and ge_log.level >= logging.WARNING:
-        base.setLevel(logging.NOTSET)
-    return gx
+    """Great Expectations (imported lazily, possibly already in the background:
+    `sharehub.publish.gx_import`)."""
+    return gx_import.load()
 
 
 def _gxe() -> Any:
@@ -199,24 +190,52 @@ def _relation(table: str, shared: bool, relation: Relation) -> str:
     return relation(table) if shared else table
 
 
-def _orphan_sql(link: Link, alias: str, target: str, index: int) -> tuple[str, str]:
-    """(JOIN clause, orphan expression) for one link of rows aliased ``alias``."""
+def _value_sql(link: Link, alias: str) -> str:
+    """The link's source value of row ``alias`` as text, as failure examples show it."""
+    if len(link.source.columns) == 1:
+        return f"CAST({alias}.{quote(link.source.columns[0])} AS VARCHAR)"
+    return "concat_ws(', ', " + ", ".join(
+        f"'{c}=' || CAST({alias}.{quote(c)} AS VARCHAR)" for c in link.source.columns) + ")"
+
+
+def _matches(link: Link, source: str, target: str) -> str:
+    """SQL: row ``source`` points to row ``target`` (every column equal; NULL never matches)."""
+    return " AND ".join(f"{target}.{quote(t)} = {source}.{quote(s)}"
+                        for s, t in zip(link.source.columns, link.target.columns, strict=True))
+
+
+def _orphan_sql(link: Link, alias: str, target: str, index: int, within: str | None = None) -> tuple[str, str]:
+    """(JOIN clause, orphan expression) for one link of rows aliased ``alias``.
+
+    ``within`` (a relation holding every row the expression is computed for) narrows the
+    target to the values those rows point to before it is made distinct: the same
+    matches, without aggregating a table of millions of rows for a few thousand.
+    """
     keys = [f"k{i}" for i in range(len(link.target.columns))]
-    picks = ", ".join(f"{quote(c)} AS {k}" for c, k in zip(link.target.columns, keys, strict=True))
+    picks = ", ".join(f"u.{quote(c)} AS {k}" for c, k in zip(link.target.columns, keys, strict=True))
     on = " AND ".join(f"o{index}.{k} = {alias}.{quote(c)}"
                       for k, c in zip(keys, link.source.columns, strict=True))
-    join = f"LEFT JOIN (SELECT DISTINCT {picks} FROM {target}) o{index} ON {on}"
+    narrow = f" WHERE EXISTS (SELECT 1 FROM {within} _w WHERE {_matches(link, '_w', 'u')})" if within else ""
+    join = f"LEFT JOIN (SELECT DISTINCT {picks} FROM {target} u{narrow}) o{index} ON {on}"
     present = " AND ".join(f"{alias}.{quote(c)} IS NOT NULL" for c in link.source.columns)
-    if len(link.source.columns) == 1:
-        value = f"CAST({alias}.{quote(link.source.columns[0])} AS VARCHAR)"
-    else:
-        value = "concat_ws(', ', " + ", ".join(
-            f"'{c}=' || CAST({alias}.{quote(c)} AS VARCHAR)" for c in link.source.columns) + ")"
-    return join, f"CASE WHEN {present} AND o{index}.k0 IS NULL THEN {value} END"
+    return join, f"CASE WHEN {present} AND o{index}.k0 IS NULL THEN {_value_sql(link, alias)} END"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """A table changed in place in the version being validated (`sharehub.publish.delta`)."""
+
+    rows: str  # condition on the row alias ``t``: the row lies at a rewritten key
+    written: str  # SELECT of exactly the rows written at those keys
+    # relation of the deleted rows' values that other tables point to (None: not kept)
+    gone: str | None = None
 
 
 def batch_sql(
-    contract: SharedContract, relation: Relation, baseline: str | None = None, delta: str | None = None
+    contract: SharedContract,
+    relation: Relation,
+    baseline: str | None = None,
+    changes: Mapping[str, Changes] | None = None,
 ) -> str:
     """SELECT yielding the table's batch: every row and column, plus the orphan columns.
 
@@ -232,46 +251,121 @@ def batch_sql(
     cannot collide with. Two different rows with equal 64-bit hashes would be taken as
     unchanged: about one chance in 10^7 for two million rows.
 
-    ``delta`` (a condition on the row alias ``t`` that holds for the changed rows)
-    replaces that comparison when the caller already knows which rows changed: a
-    published table changed in place, in the publishing transaction, at the keys that
-    differ (`sharehub.publish.delta`).
+    ``changes`` replaces that comparison for a table changed in place (in the publishing
+    transaction, at the keys that differ: `sharehub.publish.delta`), whose changed rows
+    are known; the batch is the same rows. Where every table the rows point to also
+    changed in place and kept its deleted values (`Changes.gone`), the rows at risk of
+    being orphans are narrowed too: an unchanged row pointed to a target row that passed
+    with it, so it can be an orphan now only if a deleted target row held its value
+    (`_changed_batch_sql`).
     """
+    links = own_links(contract)
+    table = relation(contract.name)
+    changes = changes or {}
+    own = changes.get(contract.name)
+    targets = [changes.get(link.target.table) if link.target.shared else None for link in links]
+    if own is not None and all(t is not None and t.gone is not None for t in targets):
+        return _changed_batch_sql(contract, relation, own, changes)
     joins, orphans, tests = [], [], []
-    for i, link in enumerate(own_links(contract)):
+    for i, link in enumerate(links):
         target = _relation(link.target.table, link.target.shared, relation)
         join, expr = _orphan_sql(link, "t", target, i)
         joins.append(join)
         orphans.append(f"{expr} AS {orphan_column(i)}")
         tests.append(f"({expr}) IS NOT NULL")
     select = ", ".join(["t.*", *orphans])
-    sql = f"SELECT {select} FROM {relation(contract.name)} t " + " ".join(joins)
-    if baseline is None and delta is None:
+    sql = f"SELECT {select} FROM {table} t " + " ".join(joins)
+    if baseline is None and own is None:
         return sql
-    table = relation(contract.name)
-    keys = [(c.name,) for c in contract.columns if c.unique] + list(contract.compound_keys)
-    if delta is None:
+    if own is None:
         prelude = (
             f"_delta AS (SELECT hash(c) AS h FROM {table} c EXCEPT ALL SELECT hash(b) FROM {baseline} b), "
             f"_changed AS (SELECT * FROM {table} c WHERE hash(c) IN (SELECT h FROM _delta))"
         )
         delta = "hash(t) IN (SELECT h FROM _delta)"
     else:
-        prelude = f"_changed AS (SELECT * FROM {table} t WHERE {delta})"
+        prelude, delta = f"_changed AS ({own.written})", own.rows
     tests.insert(0, delta)
+    tests += _shared_key_tests(contract)
+    return f"WITH {prelude} {sql} WHERE " + " OR ".join(tests)
+
+
+def _shared_key_tests(contract: SharedContract) -> list[str]:
+    """Conditions on row ``t``: it shares a unique or compound key with a ``_changed`` row."""
+    keys = [(c.name,) for c in contract.columns if c.unique] + list(contract.compound_keys)
+    tests = []
     for key in keys:
         same = " AND ".join(f"n.{quote(k)} = t.{quote(k)}" for k in key)
         tests.append(f"EXISTS (SELECT 1 FROM _changed n WHERE {same})")
-    return f"WITH {prelude} {sql} WHERE " + " OR ".join(tests)
+    return tests
+
+
+def _changed_batch_sql(
+    contract: SharedContract, relation: Relation, own: Changes, changes: Mapping[str, Changes]
+) -> str:
+    """`batch_sql` of a table changed in place whose every link target kept its deleted
+    values: the written rows (``_changed``, read from the new rows, not from the table),
+    plus the other rows of the table that share a key with one of them or are orphans.
+
+    Why this shape: an unchanged row can only be an orphan if it points to a deleted
+    value, and the conditions choosing the other rows need only the key and link columns;
+    the few rows they choose (none on an ordinary day) are then fetched whole by rowid.
+    Reading every column of a million golden rows to evaluate them cost more than all
+    the rest of the validation's SQL.
+    """
+    links = own_links(contract)
+    table = relation(contract.name)
+    keys = [(c.name,) for c in contract.columns if c.unique] + list(contract.compound_keys)
+    # one LEFT JOIN per condition on distinct values (a plain hash join): EXISTS inside an
+    # OR made DuckDB de-duplicate the table's own values first, a million of them
+    matches: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
+        (f"_s{i}", "_changed", key, key) for i, key in enumerate(keys)
+    ] + [
+        (f"_g{i}", str(changes[link.target.table].gone), link.target.columns, link.source.columns)
+        for i, link in enumerate(links)
+    ]  # fmt: skip
+    found = []
+    for alias, source, their, ours in matches:
+        picks = ", ".join(quote(c) for c in their)
+        on = " AND ".join(f"{alias}.{quote(a)} = t.{quote(b)}" for a, b in zip(their, ours, strict=True))
+        found.append((f"LEFT JOIN (SELECT DISTINCT {picks}, true AS hit FROM {source}) {alias} ON {on}",
+                      f"{alias}.hit IS NOT NULL"))  # fmt: skip
+    shares = [hit for (alias, *_), (_, hit) in zip(matches, found, strict=True) if alias.startswith("_s")]
+    narrow = dict.fromkeys(
+        [*contract.key, *(k for key in keys for k in key), *(c for link in links for c in link.source.columns)]
+    )
+    cols = ", ".join(f"t.{quote(c)}" for c in narrow)
+    written_joins, written_orphans, other_joins, other_orphans, other_tests = [], [], [], [], [f"o.{_KEEP}"]
+    for i, link in enumerate(links):
+        target = _relation(link.target.table, link.target.shared, relation)
+        join, expr = _orphan_sql(link, "w", target, i, within="_changed")
+        written_joins.append(join)
+        written_orphans.append(f"{expr} AS {orphan_column(i)}")
+        join, expr = _orphan_sql(link, "o", target, i, within="_others")
+        other_joins.append(join)
+        other_orphans.append(f"{expr} AS {orphan_column(i)}")
+        other_tests.append(f"({expr}) IS NOT NULL")
+    picked = ", ".join(["o._row", *other_orphans])
+    fetched = ", ".join(["t.*", *(f"p.{orphan_column(i)}" for i in range(len(links)))])
+    return (
+        f"WITH _changed AS MATERIALIZED ({own.written}), "
+        f"_others AS MATERIALIZED (SELECT t.rowid AS _row, {cols}, ({' OR '.join(shares) or 'false'}) AS {_KEEP} "
+        f"FROM {table} t {' '.join(join for join, _ in found)} "
+        f"WHERE ({' OR '.join(hit for _, hit in found) or 'false'}) AND NOT ({own.rows})), "
+        f"_picked AS MATERIALIZED (SELECT {picked} FROM _others o {' '.join(other_joins)} "
+        f"WHERE {' OR '.join(other_tests)}) "
+        f"SELECT {', '.join(['w.*', *written_orphans])} FROM _changed w {' '.join(written_joins)} "
+        f"UNION ALL SELECT {fetched} FROM {table} t JOIN _picked p ON t.rowid = p._row"
+    )
 
 
 def coverage_sql(link: Link, relation: Relation) -> str:
     """SELECT yielding only the source rows that find no match in the target."""
     source = _relation(link.source.table, link.source.shared, relation)
     target = _relation(link.target.table, link.target.shared, relation)
-    join, expr = _orphan_sql(link, "s", target, 0)
-    return (f"SELECT * FROM (SELECT {expr} AS {orphan_column(0)} FROM {source} s {join}) "
-            f"WHERE {orphan_column(0)} IS NOT NULL")
+    present = " AND ".join(f"s.{quote(c)} IS NOT NULL" for c in link.source.columns)
+    return (f"SELECT {_value_sql(link, 's')} AS {orphan_column(0)} FROM {source} s WHERE {present} "
+            f"AND NOT EXISTS (SELECT 1 FROM {target} u WHERE {_matches(link, 's', 'u')})")
 
 
 def type_failures(
@@ -379,7 +473,7 @@ def validate(
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
     baseline: Relation | None = None,
-    changed: Mapping[str, str] | None = None,
+    changed: Mapping[str, Changes] | None = None,
 ) -> list[ExpectationFailure]:
     """Run every table's contract suite on its batch; return all failures (lazy: none stop early).
 
@@ -387,8 +481,8 @@ def validate(
     the batch is then only the rows that could fail now (`batch_sql`), and the row-count
     bound is checked on a batch as long as the whole table. The caller vouches for the
     baseline (`sharehub.publish.tables` checks its content hash and the suites' fingerprint).
-    ``changed`` maps a table changed in place to a condition on ``t`` selecting its
-    changed rows (see `batch_sql`); its batch is then those rows and the rows at risk.
+    ``changed`` maps a table changed in place to its `Changes` (see `batch_sql`); its
+    batch is then the changed rows and the rows at risk.
     """
     import pandas as pd
 
@@ -406,7 +500,7 @@ def validate(
         if base is not None and not _same_columns(con, relation(name), base):
             base = None
         partial = base is not None or delta is not None
-        frame = con.execute(batch_sql(contract, relation, base, delta)).df()
+        frame = con.execute(batch_sql(contract, relation, base, changed)).df()
         rows += len(frame)
         suite = build_suite(contract, previous_rows=previous_rows.get(name), row_count=not partial)
         failures += _failures(name, _run(source, name, frame, suite, contract.key))
@@ -436,7 +530,7 @@ def check(
     relation: Relation,
     previous_rows: Mapping[str, int | None] | None = None,
     baseline: Relation | None = None,
-    changed: Mapping[str, str] | None = None,
+    changed: Mapping[str, Changes] | None = None,
 ) -> None:
     """Validate and raise :class:`PublishAborted` listing every failure with examples."""
     names = list(names)

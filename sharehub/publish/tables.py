@@ -15,6 +15,7 @@ table and the department views all come from the contract.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -25,16 +26,23 @@ import duckdb
 
 from linkage.houses import HOUSE_CANDIDATES
 from sharehub.errors import PublishAborted
-from sharehub.publish import expectations
+from sharehub.publish import expectations, gx_import
 from sharehub.publish.contract import shared_contract
-from sharehub.publish.delta import Delta, apply_in_place, changed_rows, same_columns
+from sharehub.publish.delta import (
+    Delta,
+    apply_in_place,
+    changed_rows,
+    index_published,
+    index_table,
+    same_columns,
+)
 from sharehub.publish.golden import (
     build_golden,
     golden_changes,
     golden_person_sql,
     keep_golden_inputs,
 )
-from sharehub.warehouse import one, table_exists
+from sharehub.warehouse import one
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,18 @@ _CANDIDATES: dict[str, str] = {
 }
 
 
+def _link_targets() -> dict[str, tuple[str, ...]]:
+    """Shared tables other shared tables point to (the contracts' relationships) and the
+    columns pointed to: changed in place, a table keeps these columns of its deleted rows
+    for validating the rows pointing to them (`expectations.batch_sql`)."""
+    targets: dict[str, dict[str, None]] = {}
+    for name in _CANDIDATES:
+        for link in expectations.own_links(shared_contract(name)):
+            if link.target.shared:
+                targets.setdefault(link.target.table, {}).update(dict.fromkeys(link.target.columns))
+    return {name: tuple(columns) for name, columns in targets.items()}
+
+
 @dataclass(frozen=True)
 class PublishResult:
     """The version now published and whether this call created it."""
@@ -136,11 +156,13 @@ def sources(sql: str) -> set[str]:
     return {re.split(r"\s+AS\s+", name, flags=re.IGNORECASE)[0].strip() for name in found if "." in name}
 
 
-def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str | None) -> None:
+def _build(
+    con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str | None, existing: set[str]
+) -> None:
     """Create the candidate; ``published`` is the table as last published, when it is
     exactly that version (golden rows of unchanged persons are taken from it)."""
     contract = shared_contract(name)
-    missing = _missing_sources(con, sql)
+    missing = _missing_sources(sql, existing)
     if not missing and name == "person":
         build_golden(con, _candidate(name), published)
         return
@@ -158,24 +180,67 @@ def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str |
     con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} ({columns})")
 
 
-def _missing_sources(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
-    return sorted(t for t in sources(sql) if not table_exists(con, t))
+def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every ``schema.table`` (or view) there is, read once per publication: asking per
+    table cost ~30 catalogue queries of ~12 ms each. Tables the publication creates are
+    never looked up here."""
+    rows = con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+    return {str(r[0]) for r in rows}
 
 
-def _new_rows(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> tuple[str, str | None] | None:
+def _missing_sources(sql: str, existing: set[str]) -> list[str]:
+    return sorted(t for t in sources(sql) if t not in existing)
+
+
+def unordered(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``sql`` without its top-level ORDER BY, by DuckDB's own parser; unchanged when it
+    has none, has a LIMIT or OFFSET, or is not one plain SELECT.
+
+    Why: rows changed in place go to the end of the published table whatever order they
+    come in (docs/decisions/0004), and sorting two million residence rows only to find the
+    few thousand that differ cost about a second a day.
+    """
+    parsed = json.loads(str(one(con, "SELECT json_serialize_sql(?)", [sql])[0]))
+    if parsed.get("error") or len(parsed.get("statements", [])) != 1:
+        return sql
+    node = parsed["statements"][0]["node"]
+    if node.get("type") != "SELECT_NODE" or [m.get("type") for m in node.get("modifiers", [])] != ["ORDER_MODIFIER"]:
+        return sql
+    node["modifiers"] = []
+    return str(one(con, "SELECT json_deserialize_sql(?)", [json.dumps(parsed)])[0])
+
+
+def _new_rows(
+    con: duckdb.DuckDBPyConnection, name: str, sql: str, existing: set[str]
+) -> tuple[str, str | None] | None:
     """(relation of the table's new rows, scope) for changing ``shared.<name>`` in place,
-    or None when it has to be built whole (see `_stage`)."""
-    if not shared_contract(name).key or _missing_sources(con, sql):
+    or None when it has to be built whole (see `_stage`).
+
+    A SELECT reading one table becomes a temp view (reading the table again costs less
+    than copying two million rows); others are computed once into a temp table.
+    """
+    if not shared_contract(name).key or _missing_sources(sql, existing):
         return None
     if name == "person":
         return golden_changes(con)
-    rows = f"_new_rows_{name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {sql}")
+    rows, kind = f"_new_rows_{name}", "VIEW" if len(sources(sql)) == 1 else "TABLE"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {rows} AS {unordered(con, sql)}")
     return rows, None
 
 
+def _drop_temp(con: duckdb.DuckDBPyConnection, relation: str) -> None:
+    """Drop a temp table or view (DuckDB wants to be told which)."""
+    views = one(con, "SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal AND view_name = ?",
+                [relation])[0]
+    con.execute(f"DROP {'VIEW' if views else 'TABLE'} IF EXISTS {relation}")
+
+
 def _stage(
-    con: duckdb.DuckDBPyConnection, name: str, sql: str, baseline: expectations.Relation | None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    sql: str,
+    baseline: expectations.Relation | None,
+    existing: set[str],
 ) -> tuple[str, str | None] | None:
     """Prepare one table of the version: return (new rows, scope) to apply to the published
     table in place, or None after building ``shared.<name>__candidate`` whole.
@@ -184,31 +249,31 @@ def _stage(
     passed the same suites), a key in the contract and the same columns as published;
     a first version, changed suites or changed columns build the whole table.
     """
-    staged = _new_rows(con, name, sql) if baseline is not None else None
+    staged = _new_rows(con, name, sql, existing) if baseline is not None else None
     if staged is not None and same_columns(con, staged[0], _published(name)):
         return staged
     if staged is not None and name != "person":
-        con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS SELECT * FROM {staged[0]}")
-        con.execute(f"DROP TABLE {staged[0]}")
+        _drop_temp(con, staged[0])
+        con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS {sql}")
         return None
     if staged is not None:  # golden rows of another shape: recompute them all
         con.execute(f"DROP TABLE {staged[0]}")
         baseline = None
-    _build(con, name, sql, _published(name) if baseline else None)
+    _build(con, name, sql, _published(name) if baseline else None, existing)
     return None
 
 
-def _previous_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
+def _previous_rows(con: duckdb.DuckDBPyConnection, existing: set[str]) -> dict[str, int | None]:
     return {
         name: int(one(con, f"SELECT count(*) FROM shared.{name}")[0])
-        if table_exists(con, f"shared.{name}") else None
+        if f"shared.{name}" in existing else None
         for name in _CANDIDATES
     }
 
 
-def _joined_feeds(con: duckdb.DuckDBPyConnection, candidate: str) -> list[str]:
+def _joined_feeds(con: duckdb.DuckDBPyConnection, candidate: str, existing: set[str]) -> list[str]:
     """Feeds with records in the candidate ``person_xref`` but none in the published one."""
-    if not table_exists(con, "shared.person_xref"):
+    if "shared.person_xref" not in existing:
         return []
     rows = con.execute(
         f"SELECT DISTINCT feed FROM {candidate} "
@@ -240,19 +305,33 @@ def suites_fingerprint() -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _baseline(con: duckdb.DuckDBPyConnection, last: tuple[Any, ...] | None) -> dict[str, int] | None:
+def _baseline(
+    con: duckdb.DuckDBPyConnection, last: tuple[Any, ...] | None, existing: set[str]
+) -> dict[str, int] | None:
     """The published tables' content hashes, if the tables are exactly the last version
     (content hash) and it passed the current suites (fingerprint): they are then the
     baseline that validation and changing in place start from."""
     if last is None or last[3] != suites_fingerprint():
         return None
-    if not all(table_exists(con, _published(name)) for name in _CANDIDATES):
+    if not all(_published(name) in existing for name in _CANDIDATES):
         return None
-    hashes = {name: _table_hash(con, _published(name)) for name in _CANDIDATES}
+    # A keyed table is hashed while indexing it for changing it in place (one pass).
+    targets = _link_targets()
+    hashes = {
+        name: index_published(con, name, key, targets.get(name, ())) if (key := shared_contract(name).key)
+        else _table_hash(con, _published(name))
+        for name in _CANDIDATES
+    }
     if _digest(con, list(hashes.values())) != int(last[1]):
         log.warning("shared tables differ from published version %s; validating in full", last[0])
+        _drop_indexes(con)
         return None
     return hashes
+
+
+def _drop_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    for name in _CANDIDATES:
+        con.execute(f"DROP TABLE IF EXISTS {index_table(name)}")
 
 
 def publish(
@@ -276,30 +355,32 @@ def publish(
     are exactly as before.
     """
     now = now or datetime.now()
+    gx_import.start()  # the ~3 s import overlaps the SQL below (`sharehub.publish.gx_import`)
     con.execute(_VERSIONS_DDL)
     con.execute("BEGIN TRANSACTION")
     try:
-        previous = _previous_rows(con)
+        existing = _relations(con)
+        previous = _previous_rows(con, existing)
         versions = con.execute(
             "SELECT version, content_hash, published_at, suites_sha256 "
             "FROM audit.publish_versions ORDER BY version DESC LIMIT 1"
         ).fetchall()
         last = versions[0] if versions else None
-        published_hashes = None if full_validation else _baseline(con, last)
+        published_hashes = None if full_validation else _baseline(con, last, existing)
         baseline = _published if published_hashes is not None else None
         for temp in ("_golden_inputs", "_golden_todo", "_golden_rows"):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
-        staged = {name: _stage(con, name, sql, baseline) for name, sql in _CANDIDATES.items()}
+        staged = {name: _stage(con, name, sql, baseline, existing) for name, sql in _CANDIDATES.items()}
         xref = staged["person_xref"]
-        joined = _joined_feeds(con, xref[0] if xref else _candidate("person_xref"))
+        joined = _joined_feeds(con, xref[0] if xref else _candidate("person_xref"), existing)
         # Only now, every new row being computed: change the published tables in place.
+        targets = _link_targets()
         deltas: dict[str, Delta] = {
-            name: apply_in_place(con, name, rows, shared_contract(name).key, scope)
+            name: apply_in_place(con, name, rows, shared_contract(name).key, scope,
+                                 keep=targets.get(name, ()), indexed=True)
             for name, (rows, scope) in ((n, s) for n, s in staged.items() if s is not None)
         }
-        for name in deltas:
-            if name != "person":
-                con.execute(f"DROP TABLE IF EXISTS _new_rows_{name}")
+        _drop_indexes(con)  # those of tables built whole
 
         def relation(name: str) -> str:
             return _published(name) if name in deltas else _candidate(name)
@@ -310,8 +391,16 @@ def publish(
             log.warning("feed(s) %s publish for the first time: row counts are not bounded "
                         "against the previous version", ", ".join(joined))
             previous = dict.fromkeys(previous)
-        changed = {name: changed_rows(d, shared_contract(name).key) for name, d in deltas.items()}
+        changed = {
+            name: expectations.Changes(changed_rows(d, shared_contract(name).key), d.written, d.old)
+            for name, d in deltas.items()
+        }
         expectations.check(con, _CANDIDATES, relation, previous, baseline, changed)
+        for temp in (t for d in deltas.values() for t in (d.keys, d.old) if t is not None):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        for name in deltas:
+            if name != "person":
+                _drop_temp(con, f"_new_rows_{name}")
         digest = _digest(con, [
             published_hashes[name] ^ deltas[name].deleted_hash ^ deltas[name].inserted_hash
             if published_hashes and name in deltas else _table_hash(con, relation(name))
