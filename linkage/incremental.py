@@ -99,10 +99,23 @@ def _diff(
     boundaries: Sequence[float] = (),
     predictions_table: str = "linkage.predictions",
 ) -> tuple[int, int, int, int]:
+    """`_diff_and_totals` without the totals: (changed, rescored otherwise, status, removed)."""
+    return _diff_and_totals(con, tf_cols, boundaries, predictions_table)[0]
+
+
+def _diff_and_totals(
+    con: duckdb.DuckDBPyConnection,
+    tf_cols: Sequence[str],
+    boundaries: Sequence[float],
+    predictions_table: str,
+) -> tuple[tuple[int, int, int, int], dict[str, int]]:
     """Temp tables ``_rescore`` (new or changed model features, and records of pairs
     whose scores may have drifted across one of the ``boundaries``), ``_tf`` (holders of a
-    name or phone whose count moved, not in ``_rescore``), ``_status`` (only the status
-    changed) and ``_removed`` (gone); return (changed, rescored otherwise, status, removed).
+    name or phone whose count fell, not in ``_rescore``), `linkage.reweight.MOVED_VALUES`
+    (values whose count rose), ``_status`` (only the status changed) and ``_removed``
+    (gone); return (changed, rescored otherwise, status, removed) and, per adjusted
+    column stored with the fingerprints, its non-null values now (the frequencies'
+    denominator, derived from the stored counts: no second scan of the features).
 
     Why ``_tf`` apart: a frequency adjusts only pairs that agree exactly on the value
     (`linkage.model`), and both records of such a pair hold it, so only pairs among the
@@ -136,7 +149,8 @@ def _diff(
         "SELECT (SELECT count(*) FROM _rescore) + (SELECT count(*) FROM _tf), "
         "(SELECT count(*) FROM _status), (SELECT count(*) FROM _removed)"
     ).fetchall()[0]
-    return changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])
+    now = {c: n for c, (_, n) in totals.items()}
+    return (changed, int(counts[0]) - changed, int(counts[1]), int(counts[2])), now
 
 
 def _fingerprint_changes(con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]) -> None:
@@ -243,17 +257,6 @@ def _tf_moved(
     return {
         c: (int(n), int(n) + int(moved.get(c) or 0)) for c, n in zip(tf_cols, then, strict=True)
     }
-
-
-def _totals_now(con: duckdb.DuckDBPyConnection, tf_cols: Sequence[str]) -> dict[str, int]:
-    """Non-null values of each term-frequency column now: the frequencies' denominator,
-    counted as Splink counts it (over the model's projection of every current record)."""
-    if not tf_cols:
-        return {}
-    row = con.execute(
-        "SELECT " + ", ".join(f"count({value_sql(c)})" for c in tf_cols) + f" FROM {FEATURES}"
-    ).fetchall()[0]
-    return {c: int(n) for c, n in zip(tf_cols, row, strict=True)}
 
 
 def _rescore_held_apart(
@@ -409,7 +412,9 @@ def link_incremental(
     boundaries = (threshold, REVIEW_THRESHOLD if review_threshold is None else review_threshold)
     model = load_model(model_path)
     tf_cols = tf_columns(model)
-    changed, for_tf, status_changed, removed = _diff(con, tf_cols, boundaries, predictions_table)
+    (changed, for_tf, status_changed, removed), totals = _diff_and_totals(
+        con, tf_cols, boundaries, predictions_table
+    )
     # the model's projection, as the full path clusters it (blank status = NULL, …)
     full_input = create_input_table(con, FEATURES, view=True)
     tag = uuid.uuid4().hex[:8]
@@ -427,7 +432,7 @@ def link_incremental(
         # kept pairs agreeing on a value whose count moved: today's frequency, by arithmetic
         reweighted = reweight_kept_pairs(
             con, parts, predictions_table=predictions_table,
-            holders_table=FEATURE_HASHES, totals=_totals_now(con, tf_cols), excluded=redone,
+            holders_table=FEATURE_HASHES, totals=totals, excluded=redone,
         )  # fmt: skip
         decided = ", ".join("('" + u.replace("'", "''") + "')" for u in sorted(constraints.records()))
         # A re-weighted link that crosses the threshold changes the links clustering sees.
