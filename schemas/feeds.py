@@ -89,8 +89,8 @@ def _parse_datetime(series: pd.Series, formats: tuple[str, ...]) -> pd.Series:
             candidates = text[todo]
             candidates = candidates[candidates.map(lambda v, rx=rx: bool(rx.fullmatch(v)))]
             parsed = pd.to_datetime(candidates, format=strp, errors="coerce")
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        # both branches give naive China time: _parse_iso converts offsets, and a
+        # contract format (_java_to_strptime) has no offset token
         out.loc[parsed.index] = parsed.astype("datetime64[us]")
     return out
 
