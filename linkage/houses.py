@@ -42,7 +42,7 @@ from sharehub.delta import Delta, apply_delta, replace_scope, same_shape, writte
 from sharehub.errors import ContractViolation
 from sharehub.feeds.person_records import TABLE as PERSON_RECORDS
 from sharehub.feeds.person_records import records_of_new_batches, staged_sources
-from sharehub.warehouse import one, table_exists
+from sharehub.warehouse import add_to_set, one, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -558,17 +558,9 @@ RESIDENCE_PENDING = "linkage.residence_pending"
 
 
 def note_pending(con: duckdb.DuckDBPyConnection, records_sql: str) -> None:
-    """Add the record ids of ``records_sql`` to ``linkage.residence_pending``, if kept.
-
-    Why not create it when absent: absent means nobody knows what changed since
-    residence was last built; a table holding only this run's records would claim too
-    little.
-    """
-    if table_exists(con, RESIDENCE_PENDING):
-        con.execute(
-            f"INSERT INTO {RESIDENCE_PENDING} SELECT DISTINCT t.record_id FROM ({records_sql}) t(record_id) "
-            f"ANTI JOIN {RESIDENCE_PENDING} p ON p.record_id = t.record_id"
-        )
+    """Add the record ids of ``records_sql`` to ``linkage.residence_pending``, if kept
+    (absent: everything may have changed, `sharehub.warehouse.add_to_set`)."""
+    add_to_set(con, RESIDENCE_PENDING, "record_id", records_sql)
 
 
 def forget_pending(con: duckdb.DuckDBPyConnection) -> None:

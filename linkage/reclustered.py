@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-from sharehub.warehouse import table_exists
+from sharehub.warehouse import add_to_set, table_exists
 
 RECLUSTERED = "linkage.reclustered"
 """Records whose cluster a linkage may have changed since person ids were last assigned.
@@ -30,17 +30,9 @@ links, and is made at the threshold in use (another threshold means a full linka
 
 
 def note_reclustered(con: duckdb.DuckDBPyConnection, records_sql: str) -> None:
-    """Add the records of ``records_sql`` (unique_id) to ``linkage.reclustered``, if kept.
-
-    Why not create it when absent: absent means nobody knows what changed since the last
-    assignment (a full linkage, or a warehouse from before the table); a table holding
-    only this run's records would claim too little.
-    """
-    if table_exists(con, RECLUSTERED):
-        con.execute(
-            f"INSERT INTO {RECLUSTERED} SELECT DISTINCT t.unique_id FROM ({records_sql}) t "
-            f"ANTI JOIN {RECLUSTERED} r ON r.unique_id = t.unique_id"
-        )
+    """Add the records of ``records_sql`` (unique_id) to ``linkage.reclustered``, if kept
+    (absent: everything may have changed, `sharehub.warehouse.add_to_set`)."""
+    add_to_set(con, RECLUSTERED, "unique_id", records_sql)
 
 
 def reset_reclustered(con: duckdb.DuckDBPyConnection) -> None:

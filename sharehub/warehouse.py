@@ -68,6 +68,20 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     return bool(count)
 
 
+def add_to_set(con: duckdb.DuckDBPyConnection, table: str, column: str, ids_sql: str) -> None:
+    """Add the ids ``ids_sql`` selects to the one-column set ``table``, if it exists.
+
+    Why not create it when absent: such a set (records re-clustered, records pending)
+    absent means nobody knows what changed since it was last emptied; a table holding
+    only this run's ids would claim too little.
+    """
+    if table_exists(con, table):
+        con.execute(
+            f"INSERT INTO {table} SELECT DISTINCT t.id FROM ({ids_sql}) t(id) "
+            f"ANTI JOIN {table} s ON s.{column} = t.id"
+        )
+
+
 def require_table(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     """Raise a clear error naming the table when it does not exist."""
     if "." not in qualified:
