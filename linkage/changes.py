@@ -21,6 +21,7 @@ import pandas as pd
 from linkage import address_heads
 from linkage.model import REQUIRED_COLUMNS
 from linkage.standardize.addresses import AddressResult
+from linkage.unpublished import forget_unpublished, note_unpublished
 from sharehub.warehouse import table_exists
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def _write_standardised(con: duckdb.DuckDBPyConnection, full: bool) -> int:
         if full:
             con.execute(f"CREATE OR REPLACE TABLE {FEATURES} AS SELECT * FROM _features")
             con.execute(f"CREATE OR REPLACE TABLE {STANDARDISED} AS {_inputs_sql()}")
+            forget_unpublished(con)
             removed = 0
         else:
             removed = int(con.execute(
@@ -180,6 +182,7 @@ def _write_standardised(con: duckdb.DuckDBPyConnection, full: bool) -> int:
                     f"DELETE FROM {table} WHERE {key} IN (SELECT record_id FROM _input_changes)"
                 )
             con.execute(f"INSERT INTO {FEATURES} BY NAME SELECT * FROM _features")
+            note_unpublished(con, "SELECT record_id FROM _input_changes")
             con.execute(
                 f"INSERT INTO {STANDARDISED} BY NAME SELECT record_id, input_hash "
                 "FROM _input_changes WHERE input_hash IS NOT NULL"

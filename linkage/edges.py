@@ -10,7 +10,14 @@ from __future__ import annotations
 import duckdb
 
 from linkage.reclustered import changed_records
+from linkage.unpublished import forget_unpublished, note_unpublished
 from sharehub.warehouse import table_exists
+
+# Decimal places of the match_probability published for each record's strongest edge
+# (shared.person_xref; docs/decisions/0003): beyond them the figure is noise that would
+# change hundreds of thousands of rows a day. A record whose edges keep their rounded
+# figures keeps its published one, so only the others are noted for publication.
+PROBABILITY_DECIMALS = 4
 
 
 def write_cluster_edges(
@@ -34,6 +41,7 @@ def write_cluster_edges(
             + _edges_sql("linkage.predictions", "linkage.clusters", decisions_sql),
             [threshold],
         )
+        forget_unpublished(con)
         return
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _near AS SELECT c.unique_id, c.cluster_id "
@@ -42,20 +50,42 @@ def write_cluster_edges(
     pairs = "(SELECT * FROM linkage.predictions WHERE unique_id_l IN (SELECT unique_id FROM _near))"
     con.begin()
     try:
-        con.execute(
-            f"DELETE FROM linkage.cluster_edges WHERE unique_id_l IN (SELECT unique_id FROM {changed}) "
-            f"OR unique_id_r IN (SELECT unique_id FROM {changed})"
-        )
-        con.execute(
-            "INSERT INTO linkage.cluster_edges BY NAME " + _edges_sql(pairs, "_near", decisions_sql),
-            [threshold],
-        )
+        touching = (f"unique_id_l IN (SELECT unique_id FROM {changed}) "
+                    f"OR unique_id_r IN (SELECT unique_id FROM {changed})")
+        con.execute("CREATE OR REPLACE TEMP TABLE _new_edges AS "
+                    + _edges_sql(pairs, "_near", decisions_sql), [threshold])  # fmt: skip
+        _note_strongest(con, f"(SELECT * FROM linkage.cluster_edges WHERE {touching})", "_new_edges")
+        con.execute(f"DELETE FROM linkage.cluster_edges WHERE {touching}")
+        con.execute("INSERT INTO linkage.cluster_edges BY NAME SELECT * FROM _new_edges")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
         con.execute("DROP TABLE IF EXISTS _near")
+        con.execute("DROP TABLE IF EXISTS _new_edges")
+
+
+def _note_strongest(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
+    """Note for publication (`linkage.unpublished`) the records whose strongest link
+    differs between the edges ``old`` (deleted) and ``new`` (inserted).
+
+    Why that is all: every edge of a record outside both is kept, so its strongest link
+    (``shared.person_xref.match_probability``) can only move where its strongest deleted
+    and inserted edges differ, as published (`PROBABILITY_DECIMALS`). Noting every
+    re-clustered record instead would make a day's publication recompute over a hundred
+    thousand unchanged rows.
+    """
+    def strongest(edges: str) -> str:
+        return (f"SELECT id, round(max(match_probability), {PROBABILITY_DECIMALS}) AS p FROM (SELECT "
+                f"unnest([unique_id_l, unique_id_r]) AS id, match_probability FROM {edges}) GROUP BY id")  # fmt: skip
+
+    note_unpublished(
+        con,
+        f"SELECT coalesce(o.id, n.id) FROM ({strongest(old)}) o FULL JOIN ({strongest(new)}) n "
+        "ON n.id = o.id WHERE o.p IS DISTINCT FROM n.p",
+        links_only=True,
+    )
 
 
 def reweigh_edges(con: duckdb.DuckDBPyConnection, pairs_table: str, threshold: float) -> None:
@@ -71,6 +101,13 @@ def reweigh_edges(con: duckdb.DuckDBPyConnection, pairs_table: str, threshold: f
     """
     if not table_exists(con, "linkage.cluster_edges"):
         return
+    kept = f"w.match_probability >= {threshold!r} AND w.old_match_probability >= {threshold!r}"
+    # the records' strongest link (published rounded) may move where an edge's rounded
+    # figure does: the rounded maximum is the maximum of the rounded figures
+    moved = (f"round(w.match_probability, {PROBABILITY_DECIMALS}) "
+             f"<> round(w.old_match_probability, {PROBABILITY_DECIMALS})")
+    note_unpublished(con, f"SELECT unnest([unique_id_l, unique_id_r]) FROM {pairs_table} w "
+                          f"WHERE {kept} AND {moved}", links_only=True)  # fmt: skip
     con.execute(
         f"""UPDATE linkage.cluster_edges e
             SET match_weight = w.match_weight, match_probability = w.match_probability

@@ -32,6 +32,8 @@ import duckdb
 import pyarrow as pa
 
 from linkage.reclustered import RECLUSTERED, changed_records
+from linkage.unpublished import forget_unpublished, note_unpublished
+from sharehub.delta import shape
 from sharehub.warehouse import one, table_exists
 
 log = logging.getLogger(__name__)
@@ -522,6 +524,14 @@ def _write_person_ids(
     )
     con.unregister("_cluster_person")
     if inputs.scoped:
+        # the records whose person changes, came or went (for publication)
+        note_unpublished(
+            con,
+            "SELECT o.record_id FROM _scope_ids o ANTI JOIN _record_person n "
+            "ON n.record_id = o.record_id AND n.person_id = o.person_id "
+            "UNION ALL SELECT n.record_id FROM _record_person n ANTI JOIN _scope_ids o "
+            "ON o.record_id = n.record_id AND o.person_id = n.person_id",
+        )
         # _scope_ids holds every row of these records, so neither statement scans for them
         con.execute(
             "DELETE FROM linkage.person_ids WHERE record_id IN (SELECT o.record_id FROM "
@@ -535,6 +545,8 @@ def _write_person_ids(
         return
     # Only the rows that changed: emptying the primary-key table and refilling it cost
     # 4.3 s of a 5.7 s assignment at 100k persons, for a few thousand changed rows.
+    # Weighing every cluster happens after a full linkage, which publication takes whole.
+    forget_unpublished(con)
     con.execute(
         "DELETE FROM linkage.person_ids p WHERE NOT EXISTS (SELECT 1 FROM _record_person n "
         "WHERE n.record_id = p.record_id AND n.person_id = p.person_id)"
@@ -569,5 +581,20 @@ def build_record_end_dates(con: duckdb.DuckDBPyConnection) -> int:
         "SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS record_status, "
         "NULL::TIMESTAMP AS ended_at, NULL::VARCHAR AS ended_batch_id WHERE false"
     )
-    con.execute(f"CREATE OR REPLACE TABLE linkage.record_end_dates AS {body} ORDER BY record_id")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _end_dates AS {body}")
+    if table_exists(con, "linkage.record_end_dates") and shape(con, "_end_dates") == shape(
+        con, "linkage.record_end_dates"
+    ):
+        # records whose end (date, status or batch) changed: noted before the table is
+        # replaced, so a failure in between only notes too many
+        note_unpublished(con, """
+            SELECT record_id FROM (SELECT * FROM _end_dates EXCEPT ALL SELECT * FROM linkage.record_end_dates)
+            UNION ALL
+            SELECT record_id FROM (SELECT * FROM linkage.record_end_dates EXCEPT ALL SELECT * FROM _end_dates)""",
+                         links_only=True)
+    else:
+        forget_unpublished(con)
+    con.execute("CREATE OR REPLACE TABLE linkage.record_end_dates AS "
+                "SELECT * FROM _end_dates ORDER BY record_id")
+    con.execute("DROP TABLE _end_dates")
     return int(one(con, "SELECT count(*) FROM linkage.record_end_dates")[0])

@@ -16,6 +16,7 @@ import logging
 
 import duckdb
 
+from linkage.unpublished import forget_unpublished, note_unpublished
 from schemas.contract import FEEDS, feed_contract
 from sharehub import marks
 from sharehub.delta import apply_delta, replace_scope, same_shape
@@ -172,11 +173,14 @@ def build_person_records(con: duckdb.DuckDBPyConnection, *, full: bool = False) 
                 con, TABLE, _union(scoped=True), ("record_id",),
                 "(SELECT record_id FROM _person_records_scope)", order="feed, source_key",
             )  # fmt: skip
+            note_unpublished(con, "SELECT record_id FROM _person_records_scope")
             con.execute("DROP TABLE _person_records_scope")
         elif incremental:
             delta = apply_delta(con, TABLE, query, ("record_id",), order="feed, source_key")
+            forget_unpublished(con)  # which keys it rewrote is not kept
         else:
             con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {query} ORDER BY feed, source_key")
+            forget_unpublished(con)
         marks.save_marks(con, TABLE, own=[TABLE])
         marks.drop_temp(con)
         count = int(one(con, f"SELECT count(*) FROM {TABLE}")[0])

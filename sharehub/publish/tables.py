@@ -24,7 +24,9 @@ from typing import Any
 
 import duckdb
 
+from linkage.edges import PROBABILITY_DECIMALS
 from linkage.houses import HOUSE_CANDIDATES
+from linkage.unpublished import UNPUBLISHED, UNPUBLISHED_LINKS, reset_unpublished, unpublished
 from sharehub.errors import PublishAborted
 from sharehub.publish import expectations, gx_import
 from sharehub.publish.contract import shared_contract
@@ -38,9 +40,9 @@ from sharehub.publish.delta import (
 )
 from sharehub.publish.golden import (
     build_golden,
+    drop_golden_temps,
     golden_changes,
     golden_person_sql,
-    keep_golden_inputs,
 )
 from sharehub.warehouse import one
 
@@ -88,13 +90,15 @@ _HEALTH_TAGS = """
     ORDER BY p.person_id, t.tag
 """
 
-# Decimal places of the published match_probability (docs/decisions/0003): beyond them the
-# figure is noise that would change hundreds of thousands of rows a day.
-PROBABILITY_DECIMALS = 4
 
-# What each shared table is built from. person_xref: one row per staged person record.
-_CANDIDATES: dict[str, str] = {
-    "person_xref": f"""
+
+def person_xref_sql(records: str | None = None) -> str:
+    """SELECT of ``shared.person_xref``: one row per staged record with a person; with
+    ``records`` (a relation of record_id) only those records' rows."""
+    def only(column: str) -> str:
+        return f" WHERE {column} IN (SELECT record_id FROM {records})" if records else ""
+
+    return f"""
         SELECT p.person_id, r.feed, r.source_key, r.record_id,
                round(m.match_probability, {PROBABILITY_DECIMALS}) AS match_probability,
                r.record_status, r.batch_id, e.ended_at AS valid_to
@@ -104,12 +108,17 @@ _CANDIDATES: dict[str, str] = {
         LEFT JOIN linkage.record_end_dates e ON e.record_id = r.record_id
         LEFT JOIN (
             SELECT record_id, max(match_probability) AS match_probability FROM (
-                SELECT unique_id_l AS record_id, match_probability FROM linkage.cluster_edges
+                SELECT unique_id_l AS record_id, match_probability FROM linkage.cluster_edges{only("unique_id_l")}
                 UNION ALL
-                SELECT unique_id_r, match_probability FROM linkage.cluster_edges
+                SELECT unique_id_r, match_probability FROM linkage.cluster_edges{only("unique_id_r")}
             ) GROUP BY record_id
-        ) m ON m.record_id = r.record_id
-    """,
+        ) m ON m.record_id = r.record_id{only("p.record_id")}
+    """
+
+
+# What each shared table is built from.
+_CANDIDATES: dict[str, str] = {
+    "person_xref": person_xref_sql(),
     "person": golden_person_sql(),
     "person_id_changes": """
         SELECT old_person_id, new_person_id, kind, run_id, changed_at, records, batch_ids
@@ -156,15 +165,12 @@ def sources(sql: str) -> set[str]:
     return {re.split(r"\s+AS\s+", name, flags=re.IGNORECASE)[0].strip() for name in found if "." in name}
 
 
-def _build(
-    con: duckdb.DuckDBPyConnection, name: str, sql: str, published: str | None, existing: set[str]
-) -> None:
-    """Create the candidate; ``published`` is the table as last published, when it is
-    exactly that version (golden rows of unchanged persons are taken from it)."""
+def _build(con: duckdb.DuckDBPyConnection, name: str, sql: str, existing: set[str]) -> None:
+    """Create the whole candidate ``shared.<name>__candidate``."""
     contract = shared_contract(name)
     missing = _missing_sources(sql, existing)
     if not missing and name == "person":
-        build_golden(con, _candidate(name), published)
+        build_golden(con, _candidate(name))
         return
     if not missing:
         con.execute(f"CREATE OR REPLACE TABLE {_candidate(name)} AS {sql}")
@@ -223,6 +229,12 @@ def _new_rows(
         return None
     if name == "person":
         return golden_changes(con)
+    if name == "person_xref" and unpublished(con):
+        # only the records whose row may differ (`linkage.unpublished`); scoped by them
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _xref_scope AS SELECT record_id FROM {UNPUBLISHED} "
+                    f"UNION SELECT record_id FROM {UNPUBLISHED_LINKS}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _new_rows_{name} AS {person_xref_sql('_xref_scope')}")
+        return f"_new_rows_{name}", "SELECT record_id FROM _xref_scope"
     rows, kind = f"_new_rows_{name}", "VIEW" if len(sources(sql)) == 1 else "TABLE"
     con.execute(f"CREATE OR REPLACE TEMP {kind} {rows} AS {unordered(con, sql)}")
     return rows, None
@@ -259,7 +271,7 @@ def _stage(
     if staged is not None:  # golden rows of another shape: recompute them all
         con.execute(f"DROP TABLE {staged[0]}")
         baseline = None
-    _build(con, name, sql, _published(name) if baseline else None, existing)
+    _build(con, name, sql, existing)
     return None
 
 
@@ -298,10 +310,13 @@ def _published(name: str) -> str:
 
 
 def suites_fingerprint() -> str:
-    """What the suites of a version check: the reduced contracts and the rules deriving
-    expectations from them (`expectations.SUITE_RULES`). A version validated under other
-    suites is no baseline for checking only what changed."""
-    text = repr([expectations.SUITE_RULES, *(shared_contract(n) for n in _CANDIDATES)])
+    """What a version was built and checked by: the reduced contracts, the rules deriving
+    expectations from them (`expectations.SUITE_RULES`) and the SELECTs building each
+    table (the survivorship rules among them). A version validated under other suites is
+    no baseline for checking only what changed, and rows kept from a version built by
+    other SELECTs (golden rows of unchanged persons, `golden.golden_changes`) would not
+    be what today's SELECTs give."""
+    text = repr([expectations.SUITE_RULES, *(shared_contract(n) for n in _CANDIDATES), *_CANDIDATES.values()])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -368,8 +383,7 @@ def publish(
         last = versions[0] if versions else None
         published_hashes = None if full_validation else _baseline(con, last, existing)
         baseline = _published if published_hashes is not None else None
-        for temp in ("_golden_inputs", "_golden_todo", "_golden_rows"):
-            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        drop_golden_temps(con)
         staged = {name: _stage(con, name, sql, baseline, existing) for name, sql in _CANDIDATES.items()}
         xref = staged["person_xref"]
         joined = _joined_feeds(con, xref[0] if xref else _candidate("person_xref"), existing)
@@ -401,6 +415,7 @@ def publish(
         for name in deltas:
             if name != "person":
                 _drop_temp(con, f"_new_rows_{name}")
+        con.execute("DROP TABLE IF EXISTS _xref_scope")
         digest = _digest(con, [
             published_hashes[name] ^ deltas[name].deleted_hash ^ deltas[name].inserted_hash
             if published_hashes and name in deltas else _table_hash(con, relation(name))
@@ -416,7 +431,10 @@ def publish(
             log.info("candidate equals published version %s; nothing to publish", last[0])
             return PublishResult(int(last[0]), False, persons, records, last[2])
         version = (int(last[0]) if last else 0) + 1
-        keep_golden_inputs(con)
+        drop_golden_temps(con)
+        # the published tables now match their sources: changes are noted afresh
+        reset_unpublished(con)
+        con.execute("DROP TABLE IF EXISTS linkage.golden_inputs")  # fingerprints before 2026-11-28
         for name in (n for n in _CANDIDATES if n not in deltas):
             # Renamed, not copied: the department views bind shared.<name> by name when
             # queried, and a copy of two million rows cost seconds per table.

@@ -9,6 +9,7 @@ person with a status and an end date.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -98,8 +99,28 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copytree(inc, full, dirs_exist_ok=True)
     for root in (inc, full):
         generate(root, persons=PERSONS, seed=SEED, day=2)
+    golden, logger = _Captured(), logging.getLogger("sharehub.publish.golden")
+    level, _ = logger.level, logger.addHandler(golden)
+    logger.setLevel(logging.INFO)
+    try:
+        inc_run = _run(inc, DAY2)
+    finally:
+        logger.removeHandler(golden)
+        logger.setLevel(level)
     return {"inc": inc, "full": full, "first": first, "day1": day1, "split": split, "join": join,
-            "inc_run": _run(inc, DAY2), "full_run": _run(full, DAY2, full_relink=True)}  # fmt: skip
+            "inc_run": inc_run, "full_run": _run(full, DAY2, full_relink=True),
+            "inc_golden_log": golden.messages}  # fmt: skip
+
+
+class _Captured(logging.Handler):
+    """The messages of one logger during a run (the fixture is module-scoped; caplog is not)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def test_day2_links_incrementally_and_full_relink_when_asked(days: dict[str, Any]) -> None:
@@ -190,3 +211,26 @@ def test_review_show_writes_a_waterfall_chart(days: dict[str, Any], tmp_path: Pa
     page = out.read_text(encoding="utf-8")
     assert x in page and y in page and "<html" in page.lower()
     assert review.review_id(x, y) in page
+
+
+def _differing_rows(root: Path, table: str, select: str) -> int:
+    return int(_query(root, f"""SELECT count(*) FROM (
+        (SELECT * FROM {table} EXCEPT ALL ({select}))
+        UNION ALL (({select}) EXCEPT ALL SELECT * FROM {table}))""")[0][0])
+
+
+def test_published_rows_equal_their_selects_after_the_increment(days: dict[str, Any]) -> None:
+    """Day 2's publication recomputed only the rows of records the stages noted as changed
+    (`linkage.unpublished`; a reviewer's decisions, moves, deaths and new records among
+    them); every published row is still what the whole SELECT gives."""
+    from sharehub.publish.golden import golden_person_sql
+    from sharehub.publish.tables import person_xref_sql
+
+    recomputed = [m for m in days["inc_golden_log"] if "persons recomputed, the rest kept" in m]
+    assert len(recomputed) == 1, days["inc_golden_log"]  # the scoped path was taken
+    persons = int(_query(days["inc"], "SELECT count(*) FROM shared.person")[0][0])
+    assert 0 < int(recomputed[0].split()[2]) < persons / 5
+    for root in (days["inc"], days["full"]):
+        assert _differing_rows(root, "shared.person_xref", person_xref_sql()) == 0
+        assert _differing_rows(root, "shared.person", golden_person_sql()) == 0
+        assert _query(root, "SELECT count(*) FROM linkage.unpublished")[0][0] == 0

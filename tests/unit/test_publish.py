@@ -6,7 +6,9 @@ from datetime import datetime
 
 import duckdb
 import pytest
+from test_publish_validation import edited
 
+from linkage.unpublished import forget_unpublished
 from sharehub import metrics
 from sharehub.errors import PublishAborted
 from sharehub.publish import publish
@@ -84,6 +86,7 @@ def test_same_input_is_not_a_new_version(con: duckdb.DuckDBPyConnection) -> None
     assert (first.version, first.created) == (1, True)
     assert (again.version, again.created) == (1, False)
     con.execute("UPDATE linkage.person_ids SET person_id = 'PC' WHERE record_id = 'hw_ehr_person:9'")
+    edited(con, "hw_ehr_person:9")
     assert publish(con, run_id="r3").version == 2
 
 
@@ -91,6 +94,7 @@ def test_failing_candidate_leaves_previous_version(con: duckdb.DuckDBPyConnectio
     publish(con, run_id="r1")
     before = con.execute("SELECT * FROM shared.person_xref ORDER BY record_id").fetchall()
     con.execute("INSERT INTO linkage.person_ids VALUES ('ps_population:2', 'PZ')")  # record in 2 persons
+    edited(con, "ps_population:2")
     with pytest.raises(PublishAborted, match="record_id is unique failed") as info:
         publish(con, run_id="r2")
     assert "ps_population:2" in str(info.value)
@@ -148,16 +152,15 @@ def _published_person(con: duckdb.DuckDBPyConnection) -> set[tuple[object, ...]]
 def test_golden_rows_of_unchanged_persons_are_kept_and_the_rest_recomputed(
     con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sharehub.publish.golden import GOLDEN_INPUTS
-
     publish(con, run_id="r1", now=datetime(2026, 11, 26))
-    assert con.execute(f"SELECT count(*) FROM {GOLDEN_INPUTS}").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM linkage.unpublished").fetchall() == [(0,)]
     # day 2: 李娜's phone arrives, the health record moves to a new person PC, and PB's
     # golden row must follow; PA loses a record, so its row is recomputed too
     con.execute("UPDATE linkage.person_features SET phone_std = '13600000009', "
                 "phone_kind = 'mobile' WHERE unique_id = 'ps_population:2'")
     con.execute("UPDATE linkage.person_ids SET person_id = 'PC' WHERE record_id = 'hw_ehr_person:9'")
     con.execute("DELETE FROM linkage.cluster_edges WHERE unique_id_r = 'hw_ehr_person:9'")
+    edited(con, "ps_population:2", "hw_ehr_person:9")
     with caplog.at_level("INFO", logger="sharehub.publish.golden"):
         second = publish(con, run_id="r2", now=datetime(2026, 11, 27))
     assert second.created
@@ -170,15 +173,16 @@ def test_golden_rows_of_unchanged_persons_are_kept_and_the_rest_recomputed(
     assert "0 persons recomputed" in caplog.text
 
 
-def test_golden_rows_are_recomputed_in_full_when_rules_or_published_rows_are_in_doubt(
-    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+def test_golden_rows_are_recomputed_in_full_when_rules_changes_or_published_rows_are_in_doubt(
+    con: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sharehub.publish.golden import GOLDEN_INPUTS
+    from sharehub.publish import tables
 
     publish(con, run_id="r1", now=datetime(2026, 11, 26))
-    # fingerprints stored under other survivorship rules are not trusted
-    con.execute(f"UPDATE {GOLDEN_INPUTS} SET rules_sha256 = 'older rules'")
+    # a version built by other SELECTs (survivorship rules) is no baseline: unchanged
+    # persons' rows are computed again too, though nobody noted a change
     con.execute("UPDATE linkage.person_features SET name_std = '李婧' WHERE unique_id = 'ps_population:2'")
+    monkeypatch.setitem(tables._CANDIDATES, "person", tables._CANDIDATES["person"] + " -- new rules")
     with caplog.at_level("INFO", logger="sharehub.publish.golden"):
         publish(con, run_id="r2", now=datetime(2026, 11, 27))
     assert "recomputed" not in caplog.text
@@ -186,10 +190,18 @@ def test_golden_rows_are_recomputed_in_full_when_rules_or_published_rows_are_in_
     # a shared.person edited outside the hub is no baseline either (content hash differs)
     con.execute("UPDATE shared.person SET name = 'tampered' WHERE person_id = 'PA'")
     con.execute("UPDATE linkage.person_features SET name_std = '李娜' WHERE unique_id = 'ps_population:2'")
+    edited(con, "ps_population:2")
     caplog.clear()
     with caplog.at_level("INFO", logger="sharehub.publish.golden"):
         publish(con, run_id="r3", now=datetime(2026, 11, 28))
     assert "recomputed" not in caplog.text
+    assert _published_person(con) == _full_golden(con)
+    # an edit nobody noted (a stage that forgot the table) is not seen: the set is the contract
+    con.execute("UPDATE linkage.person_features SET name_std = '李婧' WHERE unique_id = 'ps_population:2'")
+    publish(con, run_id="r4", now=datetime(2026, 11, 29))
+    assert _published_person(con) != _full_golden(con)
+    forget_unpublished(con)  # what a stage that cannot say what it rewrote does
+    publish(con, run_id="r5", now=datetime(2026, 11, 30))
     assert _published_person(con) == _full_golden(con)
 
 
@@ -201,6 +213,7 @@ def _add_health_records(con: duckdb.DuckDBPyConnection, n: int) -> None:
         con.execute("INSERT INTO linkage.person_features VALUES (?, '王某', NULL, false, 'F', "
                     "'1990-01-01', NULL, NULL, false)", [rid])
         con.execute("INSERT INTO linkage.person_ids VALUES (?, ?)", [rid, f"PH{i}"])
+        edited(con, rid)
 
 
 def test_a_feed_publishing_for_the_first_time_is_not_held_to_the_row_count_bound(
@@ -219,5 +232,6 @@ def test_a_feed_publishing_for_the_first_time_is_not_held_to_the_row_count_bound
     assert "hw_ehr_person publish for the first time" in caplog.text
     # once every feed has published, the bound holds again: losing them is refused
     con.execute("DELETE FROM linkage.person_ids WHERE record_id LIKE 'hw_ehr_person:%'")
+    forget_unpublished(con)  # what changed is not known: every row is computed
     with pytest.raises(PublishAborted, match="row count lies in"):
         publish(con, run_id="r3")

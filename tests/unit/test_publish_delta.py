@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from test_publish_validation import SHARED, district, snapshot
+from test_publish_validation import SHARED, district, edited, snapshot
 
 from sharehub.errors import PublishAborted
 from sharehub.publish import publish
@@ -98,6 +98,8 @@ def _change_district(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE staging.person_records SET record_status = 'deregistered', batch_id = 'b2' "
                 "WHERE record_id = 'ps_population:3'")  # fmt: skip
     con.execute("UPDATE staging.hw_ehr_person SET key_population = '高血压' WHERE record_id = 'E1'")
+    # as the stages writing those tables do (linkage.unpublished)
+    edited(con, "ps_population:2", "ps_population:9", "ps_population:3")
 
 
 def test_a_version_changed_in_place_equals_one_built_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -126,6 +128,7 @@ def test_a_failing_version_changed_in_place_leaves_the_published_one() -> None:
     before = snapshot(con)
     _change_district(con)
     con.execute("UPDATE staging.person_records SET batch_id = NULL WHERE record_id = 'ps_population:4'")
+    edited(con, "ps_population:4")
     with pytest.raises(PublishAborted, match="batch_id"):
         publish(con, run_id="r2", now=datetime(2026, 11, 28))
     assert snapshot(con) == before
@@ -154,6 +157,7 @@ def _with_houses(con: duckdb.DuckDBPyConnection, persons: int) -> duckdb.DuckDBP
 def _move_record(con: duckdb.DuckDBPyConnection, record: int, person: str) -> None:
     """Record ``ps_population:<record>`` now belongs to ``person``; residence follows."""
     con.execute("UPDATE linkage.person_ids SET person_id = ? WHERE record_id = ?", [person, f"ps_population:{record}"])
+    edited(con, f"ps_population:{record}")
     con.execute("UPDATE linkage.residence SET person_id = ? WHERE record_id = ?", [person, f"ps_population:{record}"])
 
 
@@ -163,6 +167,7 @@ def _drop_record(con: duckdb.DuckDBPyConnection, record: int) -> None:
     for table, column in (("staging.person_records", "record_id"), ("linkage.person_features", "unique_id"),
                           ("linkage.person_ids", "record_id"), ("linkage.residence", "record_id")):
         con.execute(f"DELETE FROM {table} WHERE {column} = ?", [rid])
+    edited(con, rid)
     con.execute("UPDATE linkage.houses SET owner_record_id = NULL WHERE owner_record_id = ?", [rid])
 
 
@@ -178,6 +183,7 @@ def _day2(con: duckdb.DuckDBPyConnection) -> None:
 def _day3(con: duckdb.DuckDBPyConnection) -> None:
     _drop_record(con, 4)  # P4 vanishes: person, xref, house owner and residence rows change
     con.execute("INSERT INTO linkage.cluster_edges VALUES ('ps_population:1', 'ca_recipients:M1', 9, 0.97312)")
+    edited(con, "ps_population:1", "ca_recipients:M1")
     con.execute("UPDATE staging.ca_recipients SET monthly_amount = 720 WHERE is_current")
     con.execute("UPDATE linkage.houses SET occupancy = '出租' WHERE house_id = 'h5'")
 
@@ -185,16 +191,19 @@ def _day3(con: duckdb.DuckDBPyConnection) -> None:
 def _day4(con: duckdb.DuckDBPyConnection) -> None:
     _move_record(con, 2, "P2")  # P2 comes back: split again
     con.execute("UPDATE linkage.cluster_edges SET match_probability = 0.97318")  # same to four places
+    edited(con, *(r[0] for r in con.execute(
+        "SELECT unnest([unique_id_l, unique_id_r]) FROM linkage.cluster_edges").fetchall()))
     con.execute("UPDATE staging.hw_ehr_person SET key_population = NULL WHERE record_id = 'E1'")
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    """Every shared table as sorted rows, its content hash, the versions and golden inputs."""
+    """Every shared table as sorted rows, its content hash, the versions, and that the
+    changes noted for publication were taken (`linkage.unpublished` emptied)."""
     from sharehub.publish.tables import _table_hash
 
     state: dict[str, object] = dict(snapshot(con))
     state.update({f"hash {t}": _table_hash(con, f"shared.{t}") for t in SHARED})
-    state["golden_inputs"] = sorted(con.execute("SELECT * FROM linkage.golden_inputs").fetchall(), key=repr)
+    state["unpublished"] = con.execute("SELECT count(*) FROM linkage.unpublished").fetchall()
     return state
 
 
@@ -273,6 +282,7 @@ def test_unchanged_rows_pointing_to_deleted_rows_fail_as_in_a_whole_validation(
                           ("linkage.person_ids", "record_id")):
         con.execute(f"DELETE FROM {table} WHERE {column} = 'ps_population:5'")
     con.execute("UPDATE linkage.person_ids SET person_id = 'P1' WHERE record_id = 'ps_population:6'")
+    edited(con, "ps_population:5", "ps_population:6")
     path = tmp_path / "whole.duckdb"
     con.execute(f"ATTACH '{path}' AS whole")
     con.execute("COPY FROM DATABASE memory TO whole")

@@ -54,6 +54,15 @@ def district(persons: int) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def edited(con: duckdb.DuckDBPyConnection, *records: str) -> None:
+    """Note ``records`` as changed for publication, as the stage writing them would
+    (`linkage.unpublished`): these tests edit the tables publication reads directly."""
+    from linkage.unpublished import note_unpublished
+
+    if records:
+        note_unpublished(con, "SELECT * FROM (VALUES " + ", ".join(f"('{r}')" for r in records) + ")")
+
+
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...]]]:
     tables = [f"shared.{t}" for t in SHARED] + ["audit.publish_versions"]
     return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
@@ -92,6 +101,7 @@ def test_row_count_jump_beyond_the_contract_bound_is_refused() -> None:
     con = district(400)
     publish(con, run_id="r1")
     gone = "regexp_matches(record_id, '^ps_population:[12]')"  # 222 of 400 persons
+    edited(con, *(r[0] for r in con.execute(f"SELECT record_id FROM linkage.person_ids WHERE {gone}").fetchall()))
     con.execute(f"DELETE FROM linkage.person_ids WHERE {gone}")
     con.execute(f"DELETE FROM staging.person_records WHERE {gone}")
     with pytest.raises(PublishAborted, match="row count lies in") as info:
