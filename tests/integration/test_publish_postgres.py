@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from linkage.unpublished import note_unpublished
 from sharehub import pipeline
 from sharehub.errors import ConfigError, PublishAborted
 from sharehub.generate import generate
@@ -206,6 +207,7 @@ def test_failed_candidate_leaves_subscribers_and_warehouse_on_the_previous_versi
     record = con.execute("SELECT min(record_id) FROM staging.person_records").fetchall()[0][0]
     con.execute("CREATE TABLE staging.person_records_backup AS SELECT * FROM staging.person_records")
     con.execute("INSERT INTO staging.person_records SELECT * FROM staging.person_records WHERE record_id = ?", [record])
+    note_unpublished(con, f"SELECT '{record}'")  # as the staging step would (linkage.unpublished)
     try:
         with pytest.raises(PublishAborted, match="record_id is unique failed") as info:
             publish(con, run_id="bad")
@@ -231,6 +233,7 @@ def _new_version(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     for table in ("linkage.person_ids", "linkage.residence"):
         if table_exists(con, table):
             con.execute(f"UPDATE {table} SET person_id = ? WHERE record_id = ?", [f"PNEW{run_id}", record])
+    note_unpublished(con, f"SELECT '{record}'")  # as identify would (linkage.unpublished)
     result = publish(con, run_id=run_id)
     assert result.created
     return result.version
